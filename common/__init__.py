@@ -1,0 +1,1 @@
+"""Shared platform: training loop, sharding, data, checkpoints, optimisers, benchmarks."""

@@ -1,0 +1,117 @@
+"""The base ConfigDict every experiment starts from, and the presets' shared shape.
+
+A config file is `configs/<paper>/<name>.py` with `get_config(arg=None)`: it calls
+`base_config()` (or `classification_config()`), sets the paper's recipe, and applies
+`arg` presets (`test`: seconds, `demo`: minutes on a CPU). Configs are returned locked,
+so a misspelt key (`--config.optim.lr_peak=...`) is an error, not a silent default.
+"""
+import ml_collections
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.task = "classification"
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.name = ""
+    c.model.num_classes = 1000
+    c.model.dtype = "float32"          # compute dtype; params stay float32
+    c.model.kwargs = ml_collections.ConfigDict()  # forwarded to create_model (e.g. drop_path_rate)
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = ""                   # tfds name, e.g. "imagenet2012" or "digits"
+    c.data.data_dir = ""               # tfds data_dir ("" = tfds default ~/tensorflow_datasets)
+    c.data.train_split = "train"
+    c.data.eval_split = "validation"
+    c.data.num_threads = 2             # grain read threads per process
+    c.data.prefetch = 2                # batches prefetched per process
+
+    # Schedule lengths: epochs as the papers state them; num_train_steps > 0 overrides.
+    c.batch_size = 1024                # global, over all processes and devices
+    c.eval_batch_size = 256
+    c.num_epochs = 300.0
+    c.num_train_steps = -1
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adamw"             # adamw | lamb | sgd
+    c.optim.lr = 1e-3                  # peak learning rate (already batch-scaled)
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.999
+    c.optim.eps = 1e-8
+    c.optim.momentum = 0.9             # sgd only
+    c.optim.nesterov = False           # sgd only
+    c.optim.weight_decay = 0.05
+    # No decay on leaves with ndim <= 1 (biases, norm scales, layer-scale) nor on leaves
+    # whose path contains one of these names (position embeddings, class tokens, ...).
+    c.optim.no_decay_names = ("pos_embed", "cls_token", "pos_embedding")
+    c.optim.clip_norm = 0.0            # 0 = no clipping
+    c.optim.grad_accum_steps = 1
+    c.optim.ema_decay = 0.0            # 0 = no EMA of params
+    c.optim.layer_decay = 0.0          # 0 = off; else lr *= decay^(L - layer_id) (fine-tuning)
+
+    c.schedule = ml_collections.ConfigDict()
+    c.schedule.name = "cosine"         # cosine | linear | step | constant
+    c.schedule.warmup_epochs = 5.0
+    c.schedule.warmup_init_lr = 1e-6
+    c.schedule.min_lr = 1e-5
+    c.schedule.cooldown_epochs = 0.0   # timm's cooldown at min_lr after the decay
+    c.schedule.step_epochs = ()        # step schedule: epochs at which lr *= step_factor
+    c.schedule.step_factor = 0.1
+
+    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1})
+    # logical axis -> mesh axes. Models name their kernel axes with these logical names.
+    c.logical_axis_rules = (
+        ("batch", ("data", "fsdp")),
+        ("embed", "fsdp"),
+        ("mlp", "model"),
+        ("heads", "model"),
+        ("kv", None),
+        ("classes", None),
+        ("conv_in", None),
+        ("conv_out", "model"),
+        ("tokens", None),
+    )
+
+    c.log_every_steps = 50
+    c.eval_every_steps = 1000          # also evaluated at the end
+    c.checkpoint_every_steps = 1000    # also saved at the end and on SIGTERM
+    c.keep_checkpoints = 3
+    c.init_from = ""                   # a converted/earlier checkpoint to start from
+    c.init_reset_head = False          # drop head params whose shape differs (fine-tuning)
+    return c
+
+
+def classification_config() -> ml_collections.ConfigDict:
+    """base_config plus the DeiT/timm ImageNet augmentation fields."""
+    c = base_config()
+    c.task = "classification"
+    d = c.data
+    d.name = "imagenet2012"
+    d.image_size = 224
+    d.crop_pct = 0.875                 # eval: resize short side to floor(size/crop_pct), center crop
+    d.eval_interpolation = "bicubic"
+    d.mean = IMAGENET_MEAN
+    d.std = IMAGENET_STD
+    d.rrc_scale = (0.08, 1.0)
+    d.rrc_ratio = (3.0 / 4.0, 4.0 / 3.0)
+    d.hflip = 0.5
+    d.randaugment = "rand-m9-mstd0.5-inc1"   # timm string; "" = off
+    d.random_erasing = 0.25            # probability, 'pixel' mode, count 1
+    d.upsample = 1                     # integer nearest upsampling of stored images (digits demo)
+
+    c.mixup = ml_collections.ConfigDict()
+    c.mixup.mixup_alpha = 0.8
+    c.mixup.cutmix_alpha = 1.0
+    c.mixup.prob = 1.0
+    c.mixup.switch_prob = 0.5
+    c.mixup.label_smoothing = 0.1
+    return c
+
+
+def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    c.lock()
+    return c

@@ -1,0 +1,159 @@
+"""Generic PyTorch / safetensors state_dict -> Flax variable-tree helpers.
+
+A paper's `convert.py` is a table of (source-name pattern -> Flax path, tensor
+transform) rows handed to `convert_with_rules`; everything else (reading files,
+checking that every source key is consumed and every Flax leaf filled, writing an
+orbax checkpoint that common.evaluate / common.train load) lives here once.
+"""
+import argparse
+import os
+import re
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+Transform = Callable[[np.ndarray], np.ndarray]
+
+
+# ---------------------------------------------------------------- tensor layouts
+def identity(w: np.ndarray) -> np.ndarray:
+    return w
+
+
+def conv_kernel(w: np.ndarray) -> np.ndarray:
+    """Conv weight OIHW (or OITHW for 3D, OIL for 1D) -> Flax HWIO / THWIO / LIO."""
+    return np.transpose(w, tuple(range(2, w.ndim)) + (1, 0))
+
+
+def linear_kernel(w: np.ndarray) -> np.ndarray:
+    """nn.Linear weight (out, in) -> Dense kernel (in, out)."""
+    return np.transpose(w)
+
+
+def pointwise_conv_kernel(w: np.ndarray) -> np.ndarray:
+    """1x1 conv weight (O, I, 1, 1) -> Dense kernel (I, O)."""
+    return np.transpose(w.reshape(w.shape[0], w.shape[1]))
+
+
+def depthwise_conv_kernel(w: np.ndarray) -> np.ndarray:
+    """Depthwise conv (C, 1, kh, kw) -> Flax HWIO with feature_group_count=C: (kh, kw, 1, C)."""
+    return conv_kernel(w)
+
+
+def nchw_to_nhwc(w: np.ndarray) -> np.ndarray:
+    """A (1, C, H, W) tensor such as a position embedding -> (1, H, W, C)."""
+    return np.moveaxis(w, 1, -1)
+
+
+# ---------------------------------------------------------------- reading files
+def load_state_dict(path: str) -> dict[str, np.ndarray]:
+    """Read an official checkpoint into {name: float32/int numpy array}.
+
+    .safetensors is read without torch; .pth / .pth.tar / .pt / .bin need torch
+    (`pip install .[convert]`). Wrappers such as {'state_dict': ...}, {'model': ...},
+    {'state_dict_ema': ...} and DistributedDataParallel's `module.` prefix are removed.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+        sd = load_file(path)
+    else:
+        try:
+            import torch
+        except ImportError as e:
+            raise ImportError(f"reading {path} needs torch: pip install '.[convert]'") from e
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
+            if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+        sd = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+              for k, v in obj.items() if hasattr(v, "detach")}
+    return {strip_prefix(k, "module."): np.asarray(v) for k, v in sd.items()}
+
+
+def strip_prefix(name: str, prefix: str) -> str:
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+# ---------------------------------------------------------------- name tables
+def set_path(tree: dict, path: Sequence[str], value: np.ndarray) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+    if path[-1] in node:
+        raise ValueError(f"Flax leaf {'/'.join(path)} is filled twice")
+    node[path[-1]] = value
+
+
+def convert_with_rules(state_dict: Mapping[str, np.ndarray],
+                       rules: Iterable[tuple[str, str, Transform]],
+                       ignore: Iterable[str] = ()) -> dict:
+    """Map every source tensor through the first rule whose regex fully matches its name.
+
+    A rule is (regex over the source name, Flax path with `\\1`-style back-references and
+    `/` separators, transform). Keys matching an `ignore` regex are dropped; any other key
+    that no rule matches is an error, so a checkpoint is never half-loaded silently.
+    Returns a nested dict of numpy arrays, e.g. {'params': {...}}.
+    """
+    compiled = [(re.compile(src), dst, fn) for src, dst, fn in rules]
+    ignored = [re.compile(p) for p in ignore]
+    out: dict = {}
+    unmatched = []
+    for name, value in state_dict.items():
+        for regex, dst, fn in compiled:
+            m = regex.fullmatch(name)
+            if m:
+                path = m.expand(dst).split("/")
+                set_path(out, path, np.asarray(fn(np.asarray(value)), dtype=value.dtype))
+                break
+        else:
+            if not any(p.fullmatch(name) for p in ignored):
+                unmatched.append(name)
+    if unmatched:
+        raise KeyError(f"{len(unmatched)} checkpoint tensors match no rule: {unmatched[:10]}")
+    return out
+
+
+def flatten(tree: Mapping, prefix: tuple = ()) -> dict[tuple, object]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, prefix + (k,)))
+        else:
+            out[prefix + (k,)] = v
+    return out
+
+
+def check_against(converted: Mapping, expected: Mapping, allow_missing: Iterable[str] = ()) -> None:
+    """Every leaf of `expected` (e.g. jax.eval_shape of model.init) is filled with its
+    exact shape, and `converted` has nothing extra. `allow_missing` are regexes over
+    '/'-joined paths that may stay unfilled (e.g. a new head, dense-task out-norms)."""
+    got = {"/".join(map(str, k)): v for k, v in flatten(converted).items()}
+    want = {"/".join(map(str, k)): v for k, v in flatten(expected).items()}
+    allowed = [re.compile(p) for p in allow_missing]
+    missing = [k for k in want if k not in got and not any(p.fullmatch(k) for p in allowed)]
+    extra = [k for k in got if k not in want]
+    wrong = [f"{k}: {got[k].shape} != {tuple(want[k].shape)}" for k in got
+             if k in want and tuple(got[k].shape) != tuple(want[k].shape)]
+    if missing or extra or wrong:
+        raise ValueError(f"converted tree does not fit the model: missing={missing[:10]} "
+                         f"extra={extra[:10]} wrong_shape={wrong[:10]}")
+
+
+# ---------------------------------------------------------------- CLI
+def convert_main(convert_state_dict: Callable[[Mapping[str, np.ndarray]], dict],
+                 argv: Sequence[str] | None = None, description: str = "") -> str:
+    """`python -m <paper>.convert SRC OUT_DIR`: read, convert, write an orbax checkpoint."""
+    from common import checkpoint  # imported late: keeps `import <paper>.convert` light
+
+    parser = argparse.ArgumentParser(description=description or "Convert an official checkpoint.")
+    parser.add_argument("src", help="official .pth / .pth.tar / .safetensors file")
+    parser.add_argument("out_dir", help="directory for the converted orbax checkpoint")
+    args = parser.parse_args(argv)
+    variables = convert_state_dict(load_state_dict(args.src))
+    path = checkpoint.save_variables(args.out_dir, variables)
+    n = sum(int(np.prod(v.shape)) for v in flatten(variables).values())
+    print(f"wrote {n:,} values from {args.src} to {path}")
+    return path

@@ -1,0 +1,22 @@
+"""Blocks used by two or more papers."""
+from common.layers.basic import (
+    DropPath,
+    LayerScale,
+    Mlp,
+    dense,
+    drop_path_rates,
+    torch_conv_init,
+    torch_linear_init,
+    trunc_normal,
+)
+
+__all__ = [
+    "DropPath",
+    "LayerScale",
+    "Mlp",
+    "dense",
+    "drop_path_rates",
+    "torch_conv_init",
+    "torch_linear_init",
+    "trunc_normal",
+]
