@@ -1,0 +1,1 @@
+"""Input pipelines: tfds array_record sources read through grain, image transforms."""

@@ -1,0 +1,175 @@
+"""Train any registered task from a config file.
+
+  python -m common.train --config=configs/demo.py --workdir=/tmp/demo
+  python -m common.train --config=configs/metaformer/poolformer_s12.py:test --workdir=DIR \
+      --config.batch_size=64 --config.optim.lr=2e-3
+  # multi-process (one command per process; auto-detected on TPU pods / SLURM):
+  python -m common.train ... --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
+
+Writes DIR/metrics.jsonl, DIR/tensorboard/, DIR/checkpoints/. Started again with the same
+command it resumes from the newest readable checkpoint and logs, step for step, what an
+uninterrupted run logs. SIGTERM saves a checkpoint and exits; a non-finite loss stops the
+run with an error naming the step (checkpoints are only ever written from finite states).
+"""
+import logging
+import math
+import signal
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from common import checkpoint, distributed, sharding
+from common.metrics_writer import MetricsWriter
+from common.runner import Run
+
+log = logging.getLogger("common.train")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and metrics.")
+_COORD = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process).")
+_NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
+_PID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class _Stop:
+    """SIGTERM/SIGINT request a checkpoint and a clean exit at the next step boundary."""
+
+    def __init__(self):
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, signum, frame):
+        log.warning("signal %d: saving a checkpoint and stopping after this step", signum)
+        self.requested = True
+
+
+def _check_finite(step: int, metrics: dict) -> None:
+    loss = float(metrics["train/loss"])
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(f"train/loss is {loss} at step {step}; stopping. The last checkpoint "
+                            "(written from a finite state) is kept; lower the lr or check the data.")
+
+
+def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
+    """Runs (or resumes) training; returns the final eval metrics."""
+    distributed.assert_same_config(config)
+    run = Run(config)
+    task = run.task
+    total = task.total_steps()
+    ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
+    dataset = task.input_pipeline(config.data.train_split, jax.process_index(), jax.process_count(),
+                                  train=True)
+    data_iter = iter(dataset)
+    window = {"loss_sum": 0.0, "count": 0}
+
+    restored = ckpt.restore_latest(run.abstract_state)
+    if restored is None:
+        state, start = run.init_state(), 0
+    else:
+        start, state, meta = restored
+        data_iter.set_state(meta["iterator"])
+        window = meta["window"]
+        log.info("resumed from step %d in %s", start, workdir)
+    writer = MetricsWriter(workdir, resume_step=start)
+    train_step, eval_step = run.jit_train_step(), run.jit_eval_step()
+    stop = _Stop()
+    bar = _progress(progress, start, total)
+    t_window, n_window = time.perf_counter(), 0
+    pending = None   # (step, metrics) of the step dispatched last: read one step late
+    eval_metrics = {}
+
+    def finish_step(step, metrics):
+        nonlocal t_window, n_window
+        metrics = jax.device_get(metrics)
+        _check_finite(step, metrics)
+        window["loss_sum"] += float(metrics["train/loss"])
+        window["count"] += 1
+        n_window += 1
+        if step % config.log_every_steps == 0 or step == total:
+            dt = time.perf_counter() - t_window
+            row = {"train/loss": window["loss_sum"] / window["count"], "lr": metrics["lr"],
+                   "examples_per_sec": n_window * task.micro_batch_size / max(dt, 1e-9)}
+            row.update({k: v for k, v in metrics.items() if k not in ("train/loss", "lr")})
+            writer.write(step, row)
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['train/loss']:.4f}", lr=f"{float(metrics['lr']):.2e}")
+            window.update(loss_sum=0.0, count=0)
+            t_window, n_window = time.perf_counter(), 0
+
+    with run.mesh:
+        for step in range(start + 1, total + 1):
+            local = next(data_iter)
+            batch = sharding.global_batch(local, run.mesh)
+            state, metrics = train_step(state, batch, jax.random.fold_in(run.train_rng, step))
+            if pending is not None:
+                finish_step(*pending)
+            pending = (step, metrics)
+            if bar is not None:
+                bar.update(1)
+            boundary = (step % config.checkpoint_every_steps == 0 or step == total or stop.requested
+                        or step % config.eval_every_steps == 0)
+            if boundary:
+                finish_step(*pending)
+                pending = None
+            if step % config.eval_every_steps == 0 or step == total:
+                eval_metrics = run.evaluate(state, eval_step=eval_step)
+                writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+                if jax.process_index() == 0:
+                    _print(bar, f"step {step}: " + ", ".join(
+                        f"eval/{k}={v:.4f}" if isinstance(v, float) else f"eval/{k}={v}"
+                        for k, v in eval_metrics.items()))
+            if step % config.checkpoint_every_steps == 0 or step == total or stop.requested:
+                ckpt.save(step, state, {"iterator": data_iter.get_state(), "window": window})
+            if stop.requested:
+                _print(bar, f"stopped at step {step}; the same command resumes from here")
+                break
+    if pending is not None:
+        finish_step(*pending)
+    if bar is not None:
+        bar.close()
+    writer.close()
+    ckpt.close()
+    return eval_metrics
+
+
+def _progress(enabled: bool, start: int, total: int):
+    if not enabled or jax.process_index() != 0:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=start, desc="train", dynamic_ncols=True, file=sys.stderr)
+
+
+def _print(bar, msg: str) -> None:
+    if bar is not None:
+        bar.write(msg)
+    else:
+        print(msg, flush=True)
+
+
+def main(argv):
+    del argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("absl", "orbax", "jax._src", "tensorflow_datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    distributed.initialize(_COORD.value, _NPROC.value, _PID.value)
+    if _WORKDIR.value is None:
+        raise app.UsageError("--workdir is required")
+    metrics = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    if jax.process_index() == 0 and metrics:
+        print("final eval: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in metrics.items()), flush=True)
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("config")
+    app.run(main)

@@ -1,0 +1,224 @@
+"""MetaFormer / PoolFormer (Yu et al., CVPR 2022), NHWC, faithful to sail-sg/poolformer.
+
+Block:  x = x + DropPath(ls1 * Mixer(Norm1(x)));  x = x + DropPath(ls2 * Mlp(Norm2(x)))
+Mixers: pooling (AvgPool3x3, count_include_pad=False, minus the input), identity,
+attention (head_dim 32), spatial FC over the tokens, frozen random mixing.
+Module names follow the official checkpoint (`patch_embed`, `network_<i>[_<j>]`, `norm`,
+`head`) so metaformer/convert.py is a rename table. The head is the official one
+(GroupNorm on the whole map -> mean -> fc), not timm's pool -> LayerNorm -> fc.
+"""
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from common.layers import DropPath, Mlp, dense, drop_path_rates, trunc_normal
+from common.layers.basic import torch_bias_init, torch_conv_init
+
+# Stage layout of the released models (paper Table 1 / official poolformer.py, §3.9 of the spec).
+S_DIMS, M_DIMS = (64, 128, 320, 512), (96, 192, 384, 768)
+VARIANTS = {
+    "poolformer_s12": dict(depths=(2, 2, 6, 2), dims=S_DIMS, layer_scale_init=1e-5, crop_pct=0.9),
+    "poolformer_s24": dict(depths=(4, 4, 12, 4), dims=S_DIMS, layer_scale_init=1e-5, crop_pct=0.9),
+    "poolformer_s36": dict(depths=(6, 6, 18, 6), dims=S_DIMS, layer_scale_init=1e-6, crop_pct=0.9),
+    "poolformer_m36": dict(depths=(6, 6, 18, 6), dims=M_DIMS, layer_scale_init=1e-6, crop_pct=0.95),
+    "poolformer_m48": dict(depths=(8, 8, 24, 8), dims=M_DIMS, layer_scale_init=1e-6, crop_pct=0.95),
+    # Ablation / hybrid models of official models/metaformer.py (spec §3.6): S12 layout.
+    "metaformer_id_s12": dict(depths=(2, 2, 6, 2), dims=S_DIMS, mixers=("identity",) * 4, crop_pct=0.9),
+    "metaformer_pppa_s12_224": dict(depths=(2, 2, 6, 2), dims=S_DIMS, norm="ln", crop_pct=0.95,
+                                    mixers=("pooling", "pooling", "pooling", "attention"),
+                                    pos_embed_stages=(3,)),
+    "metaformer_ppaa_s12_224": dict(depths=(2, 2, 6, 2), dims=S_DIMS, norm="ln", crop_pct=0.95,
+                                    mixers=("pooling", "pooling", "attention", "attention"),
+                                    pos_embed_stages=(2,)),
+    "metaformer_pppf_s12_224": dict(depths=(2, 2, 6, 2), dims=S_DIMS, crop_pct=0.9,
+                                    mixers=("pooling", "pooling", "pooling", "spatial_fc")),
+    "metaformer_ppff_s12_224": dict(depths=(2, 2, 6, 2), dims=S_DIMS, crop_pct=0.95,
+                                    mixers=("pooling", "pooling", "spatial_fc", "spatial_fc")),
+}
+# Ablation (paper Table 5): frozen random token mixing, not released officially.
+VARIANTS["metaformer_random_s12"] = dict(depths=(2, 2, 6, 2), dims=S_DIMS, mixers=("random",) * 4,
+                                         crop_pct=0.9)
+
+
+def norm_layer(kind: str, name: str, dtype) -> nn.Module:
+    """GN(1) ("MLN": stats over H, W, C) or LayerNormChannel (over C); eps 1e-5 as official."""
+    scale = nn.with_logical_partitioning(nn.initializers.ones, ("embed",))
+    bias = nn.with_logical_partitioning(nn.initializers.zeros, ("embed",))
+    if kind == "gn":
+        return nn.GroupNorm(num_groups=1, epsilon=1e-5, use_fast_variance=False, dtype=dtype,
+                            scale_init=scale, bias_init=bias, name=name)
+    if kind == "ln":
+        return nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, dtype=dtype,
+                            scale_init=scale, bias_init=bias, name=name)
+    raise ValueError(f"unknown norm {kind!r}: gn | ln")
+
+
+class ConvEmbed(nn.Module):
+    """Stem (7x7/4, pad 2) and downsampling (3x3/2, pad 1) convs: bias, no norm, PyTorch init."""
+    features: int
+    kernel: int
+    stride: int
+    padding: int
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        fan_in = x.shape[-1] * self.kernel * self.kernel
+        return nn.Conv(self.features, (self.kernel, self.kernel), (self.stride, self.stride),
+                       padding=[(self.padding, self.padding)] * 2, dtype=self.dtype, name="proj",
+                       kernel_init=nn.with_logical_partitioning(
+                           torch_conv_init, (None, None, "conv_in", "conv_out")),
+                       bias_init=nn.with_logical_partitioning(torch_bias_init(fan_in), ("conv_out",)))(x)
+
+
+class Pooling(nn.Module):
+    """AvgPool(K, stride 1, pad K//2, count_include_pad=False)(x) - x."""
+    pool_size: int = 3
+
+    @nn.compact
+    def __call__(self, x):
+        p = self.pool_size // 2
+        y = nn.avg_pool(x, (self.pool_size, self.pool_size), strides=(1, 1), padding=((p, p), (p, p)),
+                        count_include_pad=False)
+        return y - x
+
+
+class Attention(nn.Module):
+    """MHSA over the H*W tokens (row-major), head_dim 32, qkv without bias."""
+    head_dim: int = 32
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        heads = c // self.head_dim
+        t = x.reshape(b, h * w, c)
+        qkv = dense(3 * c, ("embed", "heads"), name="qkv", use_bias=False, dtype=self.dtype)(t)
+        qkv = qkv.reshape(b, h * w, 3, heads, self.head_dim)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        attn = jnp.einsum("bqhd,bkhd->bhqk", q * self.head_dim ** -0.5, k)
+        attn = jax.nn.softmax(attn.astype(jnp.float32), axis=-1).astype(v.dtype)
+        out = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, h * w, c)
+        out = dense(c, ("heads", "embed"), name="proj", dtype=self.dtype)(out)
+        return out.reshape(b, h, w, c)
+
+
+class SpatialFc(nn.Module):
+    """y[b, m, c] = sum_n W[m, n] x[b, n, c] over a fixed number of tokens N = H*W."""
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        t = jnp.swapaxes(x.reshape(b, h * w, c), 1, 2)          # B C N
+        t = dense(h * w, ("tokens", None), name="fc", use_bias=False, dtype=self.dtype)(t)
+        return jnp.swapaxes(t, 1, 2).reshape(b, h, w, c)
+
+
+class RandomMixing(nn.Module):
+    """X' = softmax(U[0,1) N x N) X, frozen: kept in the non-trainable `constants` collection."""
+
+    @nn.compact
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        n = h * w
+        mat = self.variable("constants", "random_matrix",
+                            lambda: jax.nn.softmax(jax.random.uniform(self.make_rng("params"), (n, n)),
+                                                   axis=-1))
+        t = jnp.einsum("mn,bnc->bmc", mat.value.astype(x.dtype), x.reshape(b, n, c))
+        return t.reshape(b, h, w, c)
+
+
+def make_mixer(kind: str, pool_size: int, dtype) -> nn.Module:
+    if kind == "pooling":
+        return Pooling(pool_size, name="token_mixer")
+    if kind == "attention":
+        return Attention(dtype=dtype, name="token_mixer")
+    if kind == "spatial_fc":
+        return SpatialFc(dtype=dtype, name="token_mixer")
+    if kind == "random":
+        return RandomMixing(name="token_mixer")
+    if kind == "identity":
+        return lambda x: x
+    raise ValueError(f"unknown token mixer {kind!r}")
+
+
+class MetaFormerBlock(nn.Module):
+    mixer: str = "pooling"
+    norm: str = "gn"
+    pool_size: int = 3
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.0
+    dropout: float = 0.0
+    layer_scale_init: float = 1e-5
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        c = x.shape[-1]
+        ls = nn.with_logical_partitioning(nn.initializers.constant(self.layer_scale_init), ("embed",))
+        ls1 = self.param("layer_scale_1", ls, (c,))
+        ls2 = self.param("layer_scale_2", ls, (c,))
+        y = make_mixer(self.mixer, self.pool_size, self.dtype)(norm_layer(self.norm, "norm1", self.dtype)(x))
+        x = x + DropPath(self.drop_path)(ls1.astype(y.dtype) * y, deterministic=not train)
+        y = Mlp(int(c * self.mlp_ratio), dropout=self.dropout, dtype=self.dtype, name="mlp")(
+            norm_layer(self.norm, "norm2", self.dtype)(x), deterministic=not train)
+        return x + DropPath(self.drop_path)(ls2.astype(y.dtype) * y, deterministic=not train)
+
+
+class MetaFormer(nn.Module):
+    """Four stages (strides 4/8/16/32). `features_only=True` gives the dense-prediction
+    backbone: the four stage maps, each through its own GN(1) (`norm0/2/4/6`) for the
+    levels in `out_norm_levels` (RetinaNet mode uses (1, 2, 3))."""
+    depths: Sequence[int] = (2, 2, 6, 2)
+    dims: Sequence[int] = S_DIMS
+    mixers: Sequence[str] = ("pooling",) * 4
+    norm: str = "gn"
+    pool_size: int = 3
+    mlp_ratio: float = 4.0
+    num_classes: int = 1000
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    layer_scale_init: float = 1e-5
+    pos_embed_stages: Sequence[int] = ()
+    features_only: bool = False
+    out_norm_levels: Sequence[int] = (0, 1, 2, 3)
+    crop_pct: float = 0.9
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.astype(self.dtype)
+        x = ConvEmbed(self.dims[0], 7, 4, 2, self.dtype, name="patch_embed")(x)
+        rates = drop_path_rates(self.drop_path_rate, self.depths)
+        features, index = [], 0     # index: position in the official `network` list
+        for i, depth in enumerate(self.depths):
+            if i > 0:
+                x = ConvEmbed(self.dims[i], 3, 2, 1, self.dtype, name=f"network_{index}")(x)
+                index += 1
+            if i in self.pos_embed_stages:
+                pos = self.param(f"network_{index}", nn.with_logical_partitioning(
+                    nn.initializers.zeros, (None, None, None, "embed")), (1,) + x.shape[1:])
+                x = x + pos.astype(x.dtype)
+                index += 1
+            for j in range(depth):
+                x = MetaFormerBlock(self.mixers[i], self.norm, self.pool_size, self.mlp_ratio, rates[i][j],
+                                    self.drop_rate, self.layer_scale_init, self.dtype,
+                                    name=f"network_{index}_{j}")(x, train)
+            if self.features_only:
+                features.append(norm_layer("gn", f"norm{index}", self.dtype)(x)
+                                if i in self.out_norm_levels else x)
+            index += 1
+        if self.features_only:
+            return features
+        x = norm_layer(self.norm, "norm", self.dtype)(x)
+        x = jnp.mean(x, axis=(1, 2))
+        return dense(self.num_classes, ("embed", "classes"), name="head", dtype=self.dtype)(x)
+
+
+def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, **overrides) -> MetaFormer:
+    if name not in VARIANTS:
+        raise KeyError(f"unknown MetaFormer variant {name!r}; known: {sorted(VARIANTS)}")
+    return MetaFormer(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, **overrides})
