@@ -8,13 +8,11 @@ import pytest
 
 import common.models
 from permutator import VARIANTS, create_model
+from tests.permutator.util import TINY, TINY_IMAGE, random_variables
 
 # Instantiating houqb/VisionPermutator:models/vip.py (sum of p.numel()).
 OFFICIAL_PARAMS = {"vip_s14": 29_892_904, "vip_s7": 25_114_984, "vip_m7": 55_272_488,
                    "vip_l7": 87_784_936}
-
-TINY = dict(patch_size=4, layers=(1, 1, 1, 1), transitions=(True, False, False, False),
-            segment_dim=(8, 4, 4, 4), mlp_ratios=(3, 3, 3, 3), embed_dims=(32, 64, 64, 64))
 
 
 def count(tree) -> int:
@@ -72,9 +70,8 @@ def test_network_indices_shift_with_transitions(full_params):
 
 def test_registered_and_forward_shape():
     model = common.models.create_model("vip_s7", num_classes=10, **TINY)
-    x = jnp.ones((2, 32, 32, 3))
-    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-    chex.assert_shape(jax.jit(model.apply)(variables, x), (2, 10))
+    x = jnp.ones((2, TINY_IMAGE, TINY_IMAGE, 3))
+    chex.assert_shape(model.apply(random_variables(model, TINY_IMAGE), x), (2, 10))
 
 
 def test_kernels_carry_logical_axis_names():
@@ -89,9 +86,9 @@ def test_kernels_carry_logical_axis_names():
 def test_wrong_input_size_is_a_clear_error():
     model = create_model("vip_s7", num_classes=10, **TINY)
     with pytest.raises(ValueError, match="token grid"):
-        model.init(jax.random.PRNGKey(0), jnp.ones((1, 40, 40, 3)))
+        jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.ones((1, 40, 40, 3)))
     with pytest.raises(ValueError, match="token grid"):   # non-square input
-        model.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 40, 3)))
+        jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.ones((1, 32, 40, 3)))
 
 
 def drop_path_rates_by_block(model, image_size):
@@ -120,9 +117,9 @@ def test_drop_path_schedule_is_global_and_linear():
 
 def test_train_mode_uses_drop_path_rng_and_eval_is_deterministic():
     model = create_model("vip_s7", num_classes=10, drop_path_rate=0.5, **TINY)
-    x = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 3))
-    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-    apply = jax.jit(model.apply, static_argnames="train")
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(4, TINY_IMAGE, TINY_IMAGE, 3)), jnp.float32)
+    variables = random_variables(model, TINY_IMAGE)
+    apply = model.apply
     eval_out = apply(variables, x)
     a = apply(variables, x, train=True, rngs={"drop_path": jax.random.PRNGKey(2)})
     b = apply(variables, x, train=True, rngs={"drop_path": jax.random.PRNGKey(3)})
@@ -131,10 +128,11 @@ def test_train_mode_uses_drop_path_rng_and_eval_is_deterministic():
     chex.assert_trees_all_close(apply(variables, x), eval_out)
 
 
-def test_bfloat16_compute_keeps_float32_params():
+def test_bfloat16_compute_stays_close_to_float32():
     model = create_model("vip_s7", num_classes=10, dtype="bfloat16", **TINY)
-    x = jnp.ones((2, 32, 32, 3))
-    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nn.unbox(variables)))
-    out = jax.jit(model.apply)(variables, x)
-    assert out.dtype == jnp.float32 and np.all(np.isfinite(out))
+    x = jnp.ones((2, TINY_IMAGE, TINY_IMAGE, 3))
+    variables = random_variables(model, TINY_IMAGE)
+    out = model.apply(variables, x)
+    ref = create_model("vip_s7", num_classes=10, **TINY).apply(variables, x)
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(out, ref, atol=0.1 * float(np.abs(ref).max()))
