@@ -34,8 +34,7 @@ class Run:
     def init_state(self):
         """Initialise under jit with out_shardings: no host ever holds the full state."""
         init = jax.jit(lambda r: nn.meta.unbox(self.task.init(r)), out_shardings=self.state_sharding)
-        with self.mesh:
-            state = init(self.init_rng)
+        state = init(self.init_rng)
         if self.config.init_from:
             state = self.load_init(state, self.config.init_from)
         return state
@@ -84,10 +83,9 @@ class Run:
         if progress and jax.process_index() == 0:
             from tqdm import tqdm
             it = tqdm(it, desc=f"eval {split}", leave=False)
-        with self.mesh:
-            for local in it:
-                out = eval_step(state, sharding.global_batch(local, self.mesh))
-                sums = out if sums is None else jax.tree_util.tree_map(np.add, sums, out)
+        for local in it:
+            out = eval_step(state, sharding.global_batch(local, self.mesh))
+            sums = out if sums is None else jax.tree_util.tree_map(np.add, sums, out)
         sums = jax.tree_util.tree_map(np.asarray, jax.device_get(sums))
         return self.task.finalize_eval(sums)
 

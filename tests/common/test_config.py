@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+import pytest
+
+from tests.common.configs import ROOT, load_config
+
+
+def test_presets_load_and_are_locked():
+    c = load_config("configs/demo.py")
+    assert c.model.name == "poolformer_s12" and c.data.name == "digits"
+    with pytest.raises(AttributeError):
+        c.optim.lr_peak = 1.0          # a misspelt key is an error, not a new field
+
+
+def test_full_recipe_matches_paper():
+    c = load_config("configs/metaformer/poolformer_s12.py")
+    assert c.batch_size == 4096 and c.optim.lr == pytest.approx(4e-3)
+    assert c.optim.weight_decay == 0.05 and c.model.kwargs.drop_path_rate == 0.1
+    assert load_config("configs/metaformer/poolformer_m48.py").model.kwargs.drop_path_rate == 0.4
+
+
+def test_unknown_override_flag_is_rejected(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "common.train", "--config=configs/demo.py:test",
+         f"--workdir={tmp_path}", "--config.optim.lr_peak=1.0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "lr_peak" in out.stderr
+
+
+def test_unknown_preset_is_rejected():
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_config("configs/metaformer/poolformer_s12.py", "tset")
