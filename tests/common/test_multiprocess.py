@@ -1,0 +1,70 @@
+"""Two local processes (jax.distributed over 127.0.0.1, gloo CPU collectives), 4 CPU
+devices each, train exactly as one process with all 8 devices: each reads its own rows
+of every global batch, and the logged losses and eval are identical."""
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from common import train
+from common.metrics_writer import read_metrics
+from tests.common.configs import ROOT, tiny_config
+
+_WORKER = """
+import os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+from tests.conftest import *  # noqa: F401,F403
+from common import distributed, train
+from tests.common.configs import tiny_config
+distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+import jax
+assert jax.process_count() == 2 and jax.device_count() == 8 and jax.local_device_count() == 4
+train.train_and_evaluate(tiny_config(num_train_steps=4), sys.argv[3], progress=False)
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process(tmp_path):
+    single = str(tmp_path / "single")
+    train.train_and_evaluate(tiny_config(num_train_steps=4), single, progress=False)
+
+    multi = str(tmp_path / "multi")
+    addr = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("XLA_FLAGS", None)
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, addr, str(i), multi], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n\n".join(o[-3000:] for o in outs)
+
+    def summary(workdir):
+        rows = read_metrics(workdir)
+        return ([(r["step"], r["train/loss"]) for r in rows if "train/loss" in r],
+                [r["eval/top1"] for r in rows if "eval/top1" in r])
+
+    (l1, e1), (l2, e2) = summary(single), summary(multi)
+    assert [s for s, _ in l2] == [1, 2, 3, 4]
+    np.testing.assert_allclose([v for _, v in l2], [v for _, v in l1], rtol=2e-5)
+    np.testing.assert_allclose(e2, e1, atol=1e-6)
+
+
+def test_processes_with_different_configs_refuse_to_start(tmp_path):
+    addr = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("XLA_FLAGS", None)
+    script = _WORKER.replace("tiny_config(num_train_steps=4)",
+                             "tiny_config(num_train_steps=4 + int(sys.argv[2]))")
+    procs = [subprocess.Popen([sys.executable, "-c", script, addr, str(i), str(tmp_path)], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    assert all(p.returncode != 0 for p in procs)
+    assert any("different configs" in o for o in outs)

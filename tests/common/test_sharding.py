@@ -1,0 +1,60 @@
+"""The same train step on 1 device and on a (data=4, model=2) mesh of 8 fake CPU devices."""
+import jax
+import numpy as np
+import pytest
+
+from common import sharding
+from common.runner import Run
+from tests.common.configs import tiny_config
+
+
+def _batch(seed=0, n=16):
+    rng = np.random.default_rng(seed)
+    return {"image": rng.standard_normal((n, 32, 32, 3)).astype(np.float32),
+            "label": rng.integers(0, 10, n).astype(np.int32)}
+
+
+def _three_steps(config, devices):
+    run = Run(config, devices=devices)
+    state = run.init_state()
+    step = run.jit_train_step()
+    losses = []
+    for i in range(3):
+        state, metrics = step(state, sharding.global_batch(_batch(i), run.mesh),
+                              jax.random.PRNGKey(i))
+        losses.append(float(metrics["train/loss"]))
+    return run, state, losses
+
+
+def test_mesh_shapes_and_errors():
+    assert dict(sharding.make_mesh({"data": -1, "fsdp": 1, "model": 2}).shape) == \
+        {"data": 4, "fsdp": 1, "model": 2}
+    with pytest.raises(ValueError, match="needs 6 devices"):
+        sharding.make_mesh({"data": 3, "model": 2})
+
+
+def test_data_model_sharded_step_equals_single_device_step():
+    assert jax.device_count() == 8
+    c1 = tiny_config()
+    c1.mesh = {"data": 1, "fsdp": 1, "model": 1}
+    _, s1, l1 = _three_steps(c1, jax.devices()[:1])
+    c8 = tiny_config()
+    c8.mesh = {"data": 4, "fsdp": 1, "model": 2}
+    run8, s8, l8 = _three_steps(c8, jax.devices())
+    # the model axis really shards MLP kernels (tensor parallelism), not only the batch
+    fc1 = run8.state_sharding.params["network_0_0"]["mlp"]["fc1"]["kernel"]
+    assert fc1.spec[1] == "model"
+    assert len(s8.params["network_0_0"]["mlp"]["fc1"]["kernel"].sharding.device_set) == 8
+    np.testing.assert_allclose(l8, l1, rtol=2e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(s8.params), jax.tree_util.tree_leaves(s1.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_fsdp_sharded_step_equals_single_device_step():
+    c1 = tiny_config()
+    c1.mesh = {"data": 1, "fsdp": 1, "model": 1}
+    _, _, l1 = _three_steps(c1, jax.devices()[:1])
+    c8 = tiny_config()
+    c8.mesh = {"data": 2, "fsdp": 4, "model": 1}
+    _, _, l8 = _three_steps(c8, jax.devices())
+    np.testing.assert_allclose(l8, l1, rtol=2e-5)
