@@ -1,5 +1,6 @@
 """Blocks used by two or more papers."""
 from common.layers.basic import (
+    torch_bias_init,
     DropPath,
     LayerScale,
     Mlp,
@@ -16,6 +17,7 @@ __all__ = [
     "Mlp",
     "dense",
     "drop_path_rates",
+    "torch_bias_init",
     "torch_conv_init",
     "torch_linear_init",
     "trunc_normal",

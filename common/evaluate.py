@@ -1,0 +1,51 @@
+"""Evaluate a checkpoint on a split and print the task's metrics.
+
+  python -m common.evaluate --config=configs/metaformer/poolformer_s12.py --checkpoint=DIR
+  python -m common.evaluate --config=... --checkpoint=WORKDIR --split=validation
+
+--checkpoint is a converted official checkpoint (`python -m <paper>.convert SRC DIR`), a
+training workdir (its newest checkpoint, EMA params if it keeps them), or one step
+directory of a training run.
+"""
+import json
+import logging
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from common import distributed
+from common.runner import Run
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).", lock_config=True)
+_CKPT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory to evaluate.")
+_SPLIT = flags.DEFINE_string("split", None, "Split (default: config.data.eval_split).")
+_COORD = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process).")
+_NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
+_PID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
+
+
+def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None) -> dict:
+    config.unlock()
+    config.init_from = checkpoint_path
+    config.init_reset_head = False       # evaluating with a head that does not fit is an error
+    config.lock()
+    run = Run(config)
+    state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
+    return run.evaluate(state, split, progress=True)
+
+
+def main(argv):
+    del argv
+    logging.basicConfig(level=logging.WARNING)
+    distributed.initialize(_COORD.value, _NPROC.value, _PID.value)
+    if not _CKPT.value:
+        raise app.UsageError("--checkpoint is required")
+    metrics = evaluate_checkpoint(_CONFIG.value, _CKPT.value, _SPLIT.value)
+    if jax.process_index() == 0:
+        print(json.dumps(metrics))
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("config")
+    app.run(main)
