@@ -63,7 +63,8 @@ class ClassificationTask:
 
     def num_train_examples(self) -> int:
         if self._num_train is None:
-            self._num_train = len(self.source(self.config.data.train_split))
+            n = int(self.config.data.num_train_examples)
+            self._num_train = n if n > 0 else len(self.source(self.config.data.train_split))
         return self._num_train
 
     def steps_per_epoch(self) -> float:

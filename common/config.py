@@ -29,6 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.eval_split = "validation"
     c.data.num_threads = 2             # grain read threads per process
     c.data.prefetch = 2                # batches prefetched per process
+    c.data.num_train_examples = 0      # 0 = len(train split); set to plan a run without the data
 
     # Schedule lengths: epochs as the papers state them; num_train_steps > 0 overrides.
     c.batch_size = 1024                # global, over all processes and devices
