@@ -116,3 +116,50 @@ def classification_config() -> ml_collections.ConfigDict:
 def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.lock()
     return c
+
+
+def digits_preset(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
+    """The shared `test` / `demo` presets of the image classifiers: scikit-learn's digits at
+    32x32 (no download), a light augmentation stack, and run lengths of seconds (`test`)
+    or a couple of minutes on 2 CPU cores (`demo`). The caller shrinks its model."""
+    if arg not in ("test", "demo"):
+        raise ValueError(f"unknown preset {arg!r}: test | demo")
+    c.data.name = "digits"
+    c.model.num_classes = 10
+    c.data.image_size = 32
+    c.data.crop_pct = 1.0
+    c.data.rrc_scale = (0.35, 1.0)
+    c.data.hflip = 0.0                 # digits are not mirror-symmetric
+    c.data.randaugment = "rand-m5-mstd0.5-inc1"
+    c.data.random_erasing = 0.1
+    c.mixup.mixup_alpha, c.mixup.cutmix_alpha, c.mixup.prob = 0.2, 0.0, 0.5
+    c.optim.lr = 2e-3
+    c.optim.grad_accum_steps = 1
+    c.schedule.warmup_init_lr = 1e-5
+    c.schedule.min_lr = 1e-5
+    c.schedule.cooldown_epochs = 0.0
+    c.keep_checkpoints = 2
+    if arg == "test":
+        c.batch_size, c.eval_batch_size = 32, 128
+        c.num_train_steps = 12
+        c.schedule.warmup_epochs = 0.1
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 2, 12, 6
+    else:
+        c.batch_size, c.eval_batch_size = 64, 359
+        c.num_epochs = 12.0
+        c.num_train_steps = -1
+        c.schedule.warmup_epochs = 1.0
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 20, 90, 90
+    return c
+
+
+def load_sibling(config_file: str, name: str):
+    """Import another config file of the same directory as a module (config files are
+    loaded by path, not as a package), e.g. a variant reusing its family's recipe."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(name)[0].replace("/", "."), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,7 +5,7 @@
 The other variants (s24, s36, m36, m48) import `recipe` from here and change only the
 variant-specific fields (drop-path rate, eval crop).
 """
-from common.config import classification_config, finalize
+from common.config import classification_config, digits_preset, finalize
 
 # Per-variant figures of the spec's §3.9 table: stochastic depth and eval crop_pct.
 DROP_PATH = {"poolformer_s12": 0.1, "poolformer_s24": 0.1, "poolformer_s36": 0.2,
@@ -52,41 +52,15 @@ def recipe(variant: str, arg: str | None = None):
 
 def apply_preset(c, arg: str):
     """`test` (a tiny PoolFormer, seconds) and `demo` (a small one, minutes) on digits."""
-    if arg not in ("test", "demo"):
-        raise ValueError(f"unknown preset {arg!r}: test | demo")
-    c.data.name = "digits"
-    c.model.num_classes = 10
-    c.data.image_size = 32
-    c.data.crop_pct = 1.0
-    c.data.rrc_scale = (0.35, 1.0)
-    c.data.hflip = 0.0               # digits are not mirror-symmetric
-    c.data.randaugment = "rand-m5-mstd0.5-inc1"
-    c.data.random_erasing = 0.1
-    c.mixup.mixup_alpha, c.mixup.cutmix_alpha, c.mixup.prob = 0.2, 0.0, 0.5
-    c.optim.weight_decay = 0.05
-    c.schedule.warmup_init_lr = 1e-5
-    c.schedule.min_lr = 1e-5
-    c.schedule.cooldown_epochs = 0.0
-    c.keep_checkpoints = 2
+    digits_preset(c, arg)
     if arg == "test":
         c.model.kwargs.depths = (1, 1, 1, 1)
         c.model.kwargs.dims = (16, 32, 64, 128)
         c.model.kwargs.drop_path_rate = 0.1
-        c.batch_size, c.eval_batch_size = 32, 128
-        c.num_train_steps = 12
-        c.optim.lr = 2e-3
-        c.schedule.warmup_epochs = 0.1
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 2, 12, 6
     else:
         c.model.kwargs.depths = (2, 2, 4, 2)
         c.model.kwargs.dims = (32, 64, 128, 256)
         c.model.kwargs.drop_path_rate = 0.05
-        c.batch_size, c.eval_batch_size = 64, 359
-        c.num_epochs = 12.0
-        c.num_train_steps = -1
-        c.optim.lr = 2e-3
-        c.schedule.warmup_epochs = 1.0
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 20, 90, 90
 
 
 def get_config(arg=None):

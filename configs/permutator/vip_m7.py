@@ -1,12 +1,7 @@
 """ViP-M/7 on ImageNet-1k: the S/7 recipe with this variant's drop-path and eval crop;
 see vip_s7.py for the source of every field."""
-import importlib.util
-import os
-
-_spec = importlib.util.spec_from_file_location("vip_s7", os.path.join(os.path.dirname(__file__), "vip_s7.py"))
-_s7 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_s7)
+from common.config import load_sibling
 
 
 def get_config(arg=None):
-    return _s7.recipe("vip_m7", arg)
+    return load_sibling(__file__, "vip_s7.py").recipe("vip_m7", arg)

@@ -5,7 +5,7 @@
 The other variants (vip_s14, vip_m7, vip_l7) import `recipe` from here and change only
 the variant-specific fields (drop-path rate, eval crop).
 """
-from common.config import classification_config, finalize
+from common.config import classification_config, digits_preset, finalize
 
 # Stochastic depth: S/7 0.1 from the README command (= main.py default --drop-path). The
 # official repo states no value for M/7 and L/7; 0.2 / 0.3 are BR-IDL/PaddleViT's ViP
@@ -65,22 +65,7 @@ def apply_preset(c, arg: str):
 
     Patch 4 gives an 8x8 token grid, so segment_dim is 8 before the Downsample and 4 after
     (H * C/segment_dim = C in every stage)."""
-    if arg not in ("test", "demo"):
-        raise ValueError(f"unknown preset {arg!r}: test | demo")
-    c.data.name = "digits"
-    c.model.num_classes = 10
-    c.data.image_size = 32
-    c.data.crop_pct = 1.0
-    c.data.rrc_scale = (0.35, 1.0)
-    c.data.hflip = 0.0               # digits are not mirror-symmetric
-    c.data.randaugment = "rand-m5-mstd0.5-inc1"
-    c.data.random_erasing = 0.1
-    c.mixup.mixup_alpha, c.mixup.cutmix_alpha, c.mixup.prob = 0.2, 0.0, 0.5
-    c.schedule.warmup_init_lr = 1e-5
-    c.schedule.min_lr = 1e-5
-    c.schedule.cooldown_epochs = 0.0
-    c.num_epochs = 12.0
-    c.keep_checkpoints = 2
+    digits_preset(c, arg)
     k = c.model.kwargs
     k.patch_size = 4
     k.transitions = (True, False, False, False)
@@ -90,20 +75,10 @@ def apply_preset(c, arg: str):
         k.layers = (1, 1, 1, 1)
         k.embed_dims = (32, 64, 64, 64)
         k.drop_path_rate = 0.1
-        c.batch_size, c.eval_batch_size = 32, 128
-        c.num_train_steps = 12
-        c.optim.lr = 2e-3
-        c.schedule.warmup_epochs = 0.1
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 2, 12, 6
     else:
         k.layers = (2, 2, 4, 2)
         k.embed_dims = (64, 128, 128, 128)
         k.drop_path_rate = 0.05
-        c.batch_size, c.eval_batch_size = 64, 359
-        c.num_train_steps = -1
-        c.optim.lr = 2e-3
-        c.schedule.warmup_epochs = 1.0
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 20, 90, 90
 
 
 def get_config(arg=None):
