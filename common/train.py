@@ -13,6 +13,7 @@ run with an error naming the step (checkpoints are only ever written from finite
 """
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -138,6 +139,9 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
         bar.close()
     writer.close()
     ckpt.close()
+    if jax.process_index() == 0:
+        from common.plot import plot_runs
+        plot_runs([workdir], os.path.join(workdir, "learning_curves.png"))
     return eval_metrics
 
 

@@ -36,6 +36,7 @@ def test_end_to_end_writes_metrics_eval_and_checkpoints(reference_run):
     assert any("eval/top1" in r for r in rows)
     assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))) == [2, 4, 6, 8]
     assert os.listdir(os.path.join(workdir, "tensorboard"))
+    assert os.path.getsize(os.path.join(workdir, "learning_curves.png")) > 1000
 
 
 def test_resume_after_sigterm_logs_exactly_the_same_losses(reference_run, tmp_path):
