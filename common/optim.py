@@ -9,7 +9,7 @@
 EMA of params is kept in the TrainState and updated by the task's train step.
 """
 import re
-from typing import Callable
+from typing import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -73,31 +73,41 @@ def layer_ids(params) -> tuple[object, int]:
     """Depth index of every leaf for layer-wise lr decay.
 
     Blocks are the path prefixes ending in a numbered module (`blocks_3`, `stages_1/
-    blocks_0`), numbered in creation order (Flax keeps call order, i.e. depth order).
-    Leaves before the first block (stem, embeddings) get 0, the ones after the last
-    (final norm, head) get num_blocks + 1.
+    blocks_0`), numbered in creation order: the params dict's insertion order, which
+    Flax keeps as call order, i.e. depth order (jax's tree flattening would sort the
+    keys). Leaves before the first block (stem, embeddings) get 0, the ones after the
+    last (final norm, head) get num_blocks + 1.
     """
-    flat = jax.tree_util.tree_flatten_with_path(params)[0]
-    prefixes, order = [], {}
-    for path, _ in flat:
-        name = path_str(path)
-        m = None
-        for m in re.finditer(r"[^/]*_\d+(?=/)", name):
-            pass
-        prefix = name[:m.end()] if m else None
-        prefixes.append(prefix)
+    leaves = []  # (path, prefix) in insertion order
+
+    def walk(node, path):
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, path + (str(k),))
+        else:
+            name = "/".join(path)
+            m = None
+            for m in re.finditer(r"[^/]*_\d+(?=/)", name):
+                pass
+            leaves.append((path, name[:m.end()] if m else None))
+
+    walk(params, ())
+    order = {}
+    for _, prefix in leaves:
         if prefix is not None and prefix not in order:
             order[prefix] = len(order) + 1
-    n = len(order)
-    ids, seen_block = [], False
-    for prefix in prefixes:
-        if prefix is not None:
-            seen_block = True
-            ids.append(order[prefix])
-        else:
-            ids.append(n + 1 if seen_block else 0)
-    treedef = jax.tree_util.tree_structure(params)
-    return jax.tree_util.tree_unflatten(treedef, ids), n + 1
+    top = len(order) + 1
+    ids, seen_block = {}, False
+    for path, prefix in leaves:
+        seen_block = seen_block or prefix is not None
+        ids[path] = order[prefix] if prefix is not None else (top if seen_block else 0)
+
+    def rebuild(node, path):
+        if isinstance(node, Mapping):
+            return {k: rebuild(v, path + (str(k),)) for k, v in node.items()}
+        return ids[path]
+
+    return rebuild(params, ()), top
 
 
 def scale_by_layer_decay(params_like, decay: float) -> optax.GradientTransformation:
