@@ -111,3 +111,13 @@ class ForwardTest(chex.TestCase):
         ob = mb.apply(v, x)
         assert ob.dtype == jnp.bfloat16
         np.testing.assert_allclose(np.asarray(ob, np.float32), out, atol=0.1)
+
+
+@pytest.mark.parametrize("name", ["metaformer_ppaa_s12_224", "metaformer_ppff_s12_224"])
+def test_hybrid_models_run_at_224(name):
+    m = metaformer.create_model(name, num_classes=3, depths=(1, 1, 1, 1))
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, 224, 224, 3))
+    v = m.init(jax.random.PRNGKey(1), x)
+    out = jax.jit(m.apply)(v, x)
+    chex.assert_shape(out, (1, 3))
+    chex.assert_tree_all_finite(out)
