@@ -91,9 +91,14 @@ class ClassificationTask:
         if train:
             return pipeline.train_dataset(src, self.train_element, self.micro_batch_size,
                                           self.config.seed, process_index, process_count,
-                                          d.num_threads, d.prefetch)
+                                          d.num_threads, d.prefetch, self.sample_order(src))
         return pipeline.eval_dataset(src, self.eval_element, self.config.eval_batch_size,
                                      process_index, process_count, d.num_threads, d.prefetch)
+
+    def sample_order(self, source):
+        """None: uniform reshuffling each epoch. Tasks with re-balancing samplers return a
+        function epoch -> array of source indices."""
+        return None
 
     # ------------------------------------------------------------------ state
     def optimizer(self, params_like=None):
@@ -148,7 +153,7 @@ class ClassificationTask:
             outputs, new_model_state = self.apply_model(
                 params, state.model_state, images, train=True,
                 rngs={"dropout": k_drop, "drop_path": k_path}, **extra)
-            loss, aux = self.loss(outputs, targets, batch)
+            loss, aux = self.loss(outputs, targets, {**batch, "step": state.step})
             return loss, (aux, new_model_state)
 
         (loss, (aux, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -59,15 +59,49 @@ class PadToMultiple(grain.MapDataset):
         return ex
 
 
+class EpochOrder(grain.MapDataset):
+    """An infinite stream of source records whose order in epoch e is `order_fn(e)` (an
+    array of source indices, any length): class-aware and re-balancing samplers plug in
+    here. Deterministic: the order depends only on the epoch number."""
+
+    def __init__(self, parent: grain.MapDataset, order_fn: Callable[[int], np.ndarray]):
+        super().__init__(parent)
+        self._order_fn = order_fn
+        self._epoch_len = len(order_fn(0))
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self):
+        return 1 << 62
+
+    def __str__(self):
+        return "EpochOrder"
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._cache:
+            self._cache = {epoch: np.asarray(self._order_fn(epoch))}
+        return self._cache[epoch]
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.slice(i)
+        epoch, j = divmod(i, self._epoch_len)
+        return self._parent[int(self._order(epoch)[j])]
+
+
 def _read_options(num_threads: int, prefetch: int) -> grain.ReadOptions:
     return grain.ReadOptions(num_threads=max(1, num_threads), prefetch_buffer_size=max(1, prefetch))
 
 
 def train_dataset(source, transform: Callable[[Mapping, np.random.Generator], Mapping],
                   global_batch: int, seed: int, process_index: int, process_count: int,
-                  num_threads: int = 2, prefetch: int = 2) -> grain.IterDataset:
-    """Infinite, per-epoch reshuffled, augmented, batched stream of this process's rows."""
-    ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+                  num_threads: int = 2, prefetch: int = 2,
+                  order_fn: Callable[[int], np.ndarray] | None = None) -> grain.IterDataset:
+    """Infinite, per-epoch reshuffled (or `order_fn`-sampled), augmented, batched stream of
+    this process's rows."""
+    if order_fn is None:
+        ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+    else:
+        ds = EpochOrder(grain.MapDataset.source(source), order_fn)
     ds = ds.random_map(transform, seed=seed + 1)
     ds = ProcessRows(ds, global_batch, process_index, process_count)
     ds = ds.batch(global_batch // process_count, drop_remainder=True)

@@ -13,9 +13,10 @@ import tensorflow_datasets as tfds
 # Datasets whose builders live in this repository: name -> (module, needs manual_dir).
 LOCAL_BUILDERS = {
     "digits": ("common.data.digits", False),
+    "digits_lt": ("longtail.data", False),
 }
 # Builders that prepare themselves from data shipped with a PyPI package.
-SELF_PREPARING = {"digits"}
+SELF_PREPARING = {"digits", "digits_lt"}
 
 
 def _data_dir(data_dir: str) -> str:
