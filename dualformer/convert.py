@@ -5,6 +5,7 @@
 that starts video training from an ImageNet-trained 2D DualFormer (or a Twins-SVT, which has
 the same names; see `twins_svt_to_2d_dualformer`).
 """
+import re
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -95,23 +96,29 @@ def inflate_2d(state_dict_2d: Mapping[str, np.ndarray], target_shapes: Mapping[s
 
 def official_shapes(variables: Mapping) -> dict[str, tuple]:
     """Our backbone variables (or their eval_shape) -> {official backbone name: official shape}."""
+    import flax.linen as nn
+
     from common.convert import flatten
+    variables = nn.meta.unbox(variables)
+    leaf_names = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean",
+                  "var": "running_var"}
     out = {}
-    for path, v in flatten(variables["params"]["backbone"]).items():
-        *mods, leaf = path
-        name = ".".join(m.replace("blocks_", "blocks.").replace("patch_embeds_", "patch_embeds.")
-                        .replace("pos_block_", "pos_block.").replace("lr_", "lr.").replace("proj_0", "proj.0")
-                        .replace("_", ".") for m in mods)
-        shape = tuple(v.shape)
-        if leaf == "kernel":
-            shape = (shape[-1], shape[-2]) + shape[:-2]  # (kt, kh, kw, I, O) / (I, O) -> torch layout
-        out[f"{name}.{'weight' if leaf in ('kernel', 'scale') else 'bias'}"] = shape
+    for collection in ("params", "batch_stats"):
+        for path, v in flatten(variables.get(collection, {}).get("backbone", {})).items():
+            *mods, leaf = path
+            name = ".".join(re.sub(r"_(\d+)", r".\1", m) for m in mods)
+            shape = tuple(v.shape)
+            if leaf == "kernel":
+                shape = (shape[-1], shape[-2]) + shape[:-2]  # (kt, kh, kw, I, O) / (I, O) -> torch layout
+            out[f"{name}.{leaf_names[leaf]}"] = shape
     return out
 
 
 def load_inflated(variables: Mapping, state_dict_2d: Mapping[str, np.ndarray], **inflate_kw) -> dict:
     """Our initialised variables with every tensor the inflated 2D checkpoint provides replaced."""
+    import flax.linen as nn
     import jax
+    variables = nn.meta.unbox(variables)
     shapes = official_shapes(variables)
     sd3d = inflate_2d(state_dict_2d, shapes, **inflate_kw)
     bad = {k: (v.shape, shapes[k]) for k, v in sd3d.items() if tuple(v.shape) != tuple(shapes[k])}
