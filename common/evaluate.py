@@ -15,7 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import distributed
-from common.runner import Run
+from common.runner import evaluate_checkpoint
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).", lock_config=True)
 _CKPT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory to evaluate.")
@@ -23,16 +23,6 @@ _SPLIT = flags.DEFINE_string("split", None, "Split (default: config.data.eval_sp
 _COORD = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 (multi-process).")
 _NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
 _PID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
-
-
-def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None) -> dict:
-    config.unlock()
-    config.init_from = checkpoint_path
-    config.init_reset_head = False       # evaluating with a head that does not fit is an error
-    config.lock()
-    run = Run(config)
-    state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
-    return run.evaluate(state, split, progress=True)
 
 
 def main(argv):

@@ -90,6 +90,18 @@ class Run:
         return self.task.finalize_eval(sums)
 
 
+def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, progress: bool = True) -> dict:
+    """The task's metrics of a checkpoint (converted official weights, a training workdir,
+    or one step directory) on a split."""
+    config.unlock()
+    config.init_from = checkpoint_path
+    config.init_reset_head = False       # evaluating with a head that does not fit is an error
+    config.lock()
+    run = Run(config)
+    state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
+    return run.evaluate(state, split, progress=progress)
+
+
 def _lookup(tree: Any, kpath) -> Any:
     node = tree
     for k in kpath:

@@ -48,11 +48,25 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def logical_shardings(abstract_tree: Any, mesh: Mesh, rules) -> Any:
     """NamedShardings for a (boxed, abstract) tree from its logical axis names. Leaves
     without names are replicated. The result has the structure of the *unboxed* tree."""
-    specs = nn.get_partition_spec(abstract_tree)
+    specs = jax.tree_util.tree_map(_logical_spec, abstract_tree,
+                                   is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
     rules = [(k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in rules]
     # Mesh axes absent from this mesh are dropped from the rules.
     rules = [(k, _present(v, mesh)) for k, v in rules]
-    return nn.logical_to_mesh_sharding(specs, mesh, rules)
+    # Map PartitionSpec leaves only: flax's own helper also takes any tuple for a leaf,
+    # which turns optax's empty MaskedNode placeholders into shardings.
+    return jax.tree_util.tree_map(
+        lambda spec: NamedSharding(mesh, nn.logical_to_mesh_axes(spec, rules)), specs,
+        is_leaf=lambda x: isinstance(x, P))
+
+
+def _logical_spec(x):
+    """PartitionSpec of logical names of a boxed leaf. optax's masked transforms leave boxes
+    around empty MaskedNode placeholders: those stay empty nodes, not leaves."""
+    if isinstance(x, nn.meta.AxisMetadata):
+        value = x.unbox()
+        return x.get_partition_spec() if jax.tree_util.tree_leaves(value) else value
+    return P()
 
 
 def _present(axes, mesh):

@@ -1,0 +1,96 @@
+"""`video_classification`: the classification task on video clips (DualFormer recipes).
+
+Differs from `classification` only where the official mmaction recipes do:
+- data: frames sampled as clip_len x interval (or uniformly, SSv2) from the JPEG frames of
+  the video builders, mmaction's train augmentation; evaluation on clips x crops views;
+- loss: plain softmax cross-entropy on hard labels (no mixup, no smoothing);
+- evaluation: softmax of every view, averaged per video (`average_clips='prob'`), then
+  top-1 / top-5 and mean class accuracy;
+- optimizer: the official parameter groups and per-epoch cosine (dualformer/optim.py).
+"""
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from common.classification import ClassificationTask
+from common.tasks import register_task
+from dualformer import optim, sampling, video_builders  # noqa: F401  (registers the builders)
+from dualformer.video_transforms import TestViewsTransform, TrainClipTransform, decode_frames
+
+
+def clip_indices(d, num_frames: int, num_clips: int, rng=None) -> np.ndarray:
+    """[num_clips, clip_len] frame indices under the config's sampler."""
+    if d.frame_uniform:
+        return sampling.uniform_clip(num_frames, int(d.clip_len), rng=rng)
+    return sampling.dense_clips(num_frames, int(d.clip_len), int(d.frame_interval), num_clips, rng=rng)
+
+
+def average_view_probs(logits: jnp.ndarray, num_views: int) -> jnp.ndarray:
+    """[B * V, K] view logits -> [B, K] mean of the views' softmax."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    return probs.reshape(-1, num_views, probs.shape[-1]).mean(axis=1)
+
+
+def mean_class_accuracy(class_correct, class_labels, class_preds) -> float:
+    """mmaction mean_class_accuracy: recall averaged over every class that occurs as a
+    label or as a prediction (a class only ever predicted counts as 0)."""
+    present = (np.asarray(class_labels) + np.asarray(class_preds)) > 0
+    recall = np.asarray(class_correct) / np.maximum(np.asarray(class_labels), 1)
+    return float(recall[present].mean()) if present.any() else 0.0
+
+
+@register_task("video_classification")
+class VideoClassificationTask(ClassificationTask):
+
+    def dummy_input(self, batch: int = 1) -> jnp.ndarray:
+        d = self.config.data
+        return jnp.zeros((batch, int(d.clip_len), int(d.image_size), int(d.image_size), 3), jnp.float32)
+
+    def num_views(self) -> int:
+        d = self.config.data
+        return (1 if d.frame_uniform else int(d.test_clips)) * int(d.test_crops)
+
+    # ------------------------------------------------------------------ data
+    def train_element(self, record: Mapping, rng: np.random.Generator) -> dict:
+        if not hasattr(self, "_train_tf"):
+            self._train_tf = TrainClipTransform(self.config.data)
+        inds = clip_indices(self.config.data, int(record["num_frames"]), 1, rng)[0]
+        clip = self._train_tf(decode_frames(record["frames"], inds), rng)
+        return {"image": clip, "label": np.int32(record["label"])}
+
+    def eval_element(self, record: Mapping) -> dict:
+        if not hasattr(self, "_eval_tf"):
+            self._eval_tf = TestViewsTransform(self.config.data)
+        d = self.config.data
+        inds = clip_indices(d, int(record["num_frames"]), int(d.test_clips))
+        clips = [decode_frames(record["frames"], row) for row in inds]
+        return {"image": self._eval_tf(clips), "label": np.int32(record["label"])}
+
+    # ------------------------------------------------------------------ training
+    def optimizer(self, params_like=None):
+        return optim.make_optimizer(self.config, self.steps_per_epoch())
+
+    def mix(self, rng, batch):
+        return batch["image"], jax.nn.one_hot(batch["label"], self.num_classes), {}
+
+    # ------------------------------------------------------------------ evaluation
+    def eval_step(self, state, batch) -> dict:
+        views = batch["image"]  # [B, V, T, H, W, 3]
+        b, v = views.shape[:2]
+        outputs, _ = self.apply_model(self.eval_params(state), state.model_state,
+                                      views.reshape((b * v,) + views.shape[2:]), train=False)
+        probs = average_view_probs(self.logits(outputs), v)
+        sums = self.eval_metrics(jnp.log(jnp.maximum(probs, 1e-12)), batch)
+        mask = batch.get("mask", jnp.ones((b,), jnp.float32))
+        labels = jax.nn.one_hot(batch["label"], self.num_classes) * mask[:, None]
+        preds = jax.nn.one_hot(jnp.argmax(probs, -1), self.num_classes) * mask[:, None]
+        return {**sums, "class_labels": labels.sum(0), "class_preds": preds.sum(0),
+                "class_correct": (labels * preds).sum(0)}
+
+    def finalize_eval(self, sums) -> dict:
+        out = super().finalize_eval(sums)
+        out["mean_class_accuracy"] = 100.0 * mean_class_accuracy(
+            sums["class_correct"], sums["class_labels"], sums["class_preds"])
+        return out

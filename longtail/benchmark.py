@@ -1,0 +1,134 @@
+"""The survey's comparison on Digits-LT, produced by one command:
+
+  python -m longtail.benchmark [--seeds 0 1 2] [--methods ce balanced_softmax ...] [--out benchmarks]
+
+Every method of configs/longtail/digits_lt.py is trained from scratch per seed (ResNet-8,
+60 epochs, SGD); post-hoc methods (post-hoc LA, tau-norm) re-evaluate the CE model and
+cRT retrains only the classifier of the CE model (decoupled stage 2). The upper reference
+of relative accuracy is A_v: CE trained on the balanced twin (`train_balanced`, the same
+number of images) with the same recipe. Writes OUT/longtail.md (mean +- std over seeds)
+and OUT/longtail.png.
+"""
+import argparse
+import contextlib
+import io
+import os
+import tempfile
+
+import numpy as np
+
+EVAL_ONLY = {"posthoc_la", "tau_norm", "bs_posthoc_la"}
+DEFAULT_METHODS = ["ce", "weighted_ce", "focal", "class_balanced", "balanced_softmax", "posthoc_la",
+                   "ldam_drw", "esql", "cb_sampling", "sr_sampling", "pb_sampling", "class_aware", "mixup",
+                   "remix", "tau_norm", "crt", "bs_posthoc_la", "cb_sampling_bs"]
+COLUMNS = ("top1", "many", "medium", "few", "relative_accuracy")
+
+
+def _config(method: str, seed: int, **fields):
+    from common.config import load_sibling
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    c = load_sibling(os.path.join(root, "configs", "longtail", "x.py"), "digits_lt.py").get_config(method)
+    c.seed = seed
+    for k, v in fields.items():
+        node, *path = k.split(".")
+        target = c[node] if path else c
+        target[path[-1] if path else node] = v
+    return c
+
+
+def _quiet(fn, *args):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args)
+
+
+def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
+    from common import train
+    from common.runner import evaluate_checkpoint
+    results = {}
+    balanced = _config("ce", seed)
+    balanced.data.train_split = "train_balanced"
+    upper = _quiet(train.train_and_evaluate, balanced, os.path.join(tmp, f"bal{seed}"), False)["top1"]
+    ce_dir = os.path.join(tmp, f"ce{seed}")
+    for method in ["ce"] + [m for m in methods if m != "ce"]:
+        c = _config(method, seed)
+        c.longtail.upper_accuracy = upper
+        if method == "ce" or method not in EVAL_ONLY | {"crt"}:
+            workdir = ce_dir if method == "ce" else os.path.join(tmp, f"{method}{seed}")
+            if method == "bs_posthoc_la":
+                continue
+            m = _quiet(train.train_and_evaluate, c, workdir, False)
+        elif method == "crt":
+            c.init_from = ce_dir
+            m = _quiet(train.train_and_evaluate, c, os.path.join(tmp, f"crt{seed}"), False)
+        else:  # eval-time methods on the CE model (BS + post-hoc LA on the BS model)
+            src = os.path.join(tmp, f"balanced_softmax{seed}") if method == "bs_posthoc_la" else ce_dir
+            m = _quiet(evaluate_checkpoint, c, src, None, False)
+        if method in methods:
+            results[method] = m
+        print(f"seed {seed} {method:16s} " + "  ".join(f"{k} {m.get(k, float('nan')):5.1f}" for k in COLUMNS),
+              flush=True)
+    results["_upper"] = {"top1": upper}
+    return results
+
+
+def write_report(per_seed: list[dict], methods: list[str], out_dir: str) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    for m in methods:
+        vals = np.array([[r[m].get(k, np.nan) for k in COLUMNS] for r in per_seed if m in r])
+        rows.append((m, vals.mean(0), vals.std(0)))
+    uppers = [r["_upper"]["top1"] for r in per_seed]
+    lines = ["# Long-tailed learning on Digits-LT", "",
+             "Produced by `python -m longtail.benchmark` (configs/longtail/digits_lt.py): ResNet-8 (CIFAR",
+             "ResNet, 1 block per stage), 60 epochs, SGD 0.9, lr 0.025, batch 64, cosine; train counts",
+             "[120, 77, 50, 32, 21, 13, 8, 5, 3, 2] (331 images), balanced test 40/class.",
+             "Groups by training count: many > 40 (3 classes), medium 10-40 (3), few < 10 (4).",
+             f"Relative accuracy = 100 * top1 / A_v, A_v = CE on the balanced twin (33/class): "
+             f"{np.mean(uppers):.1f} +- {np.std(uppers):.1f}.",
+             f"Mean +- std over seeds {len(per_seed)} ({', '.join(str(i) for i in range(len(per_seed)))}).", "",
+             "| method | top-1 | many | medium | few | RA |", "|---|---|---|---|---|---|"]
+    for m, mean, std in rows:
+        lines.append(f"| {m} | " + " | ".join(f"{a:.1f} ± {b:.1f}" for a, b in zip(mean, std)) + " |")
+    path = os.path.join(out_dir, "longtail.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n\n![accuracy by method](longtail.png)\n")
+    _plot(rows, os.path.join(out_dir, "longtail.png"))
+    return path
+
+
+def _plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [r[0] for r in rows]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(names)), 4))
+    for i, (k, color) in enumerate((("top1", "C0"), ("many", "C2"), ("few", "C3"))):
+        j = COLUMNS.index(k)
+        ax.bar(x + (i - 1) * 0.27, [r[1][j] for r in rows], 0.27, yerr=[r[2][j] for r in rows],
+               label=k, color=color, capsize=2)
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Digits-LT: overall, many-shot and few-shot accuracy (mean ± std over seeds)")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
+    p.add_argument("--out", default="benchmarks")
+    args = p.parse_args(argv)
+    import logging
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp:
+        per_seed = [run_seed(s, args.methods, tmp) for s in args.seeds]
+    print(write_report(per_seed, args.methods, args.out))
+
+
+if __name__ == "__main__":
+    main()
