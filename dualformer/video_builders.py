@@ -152,3 +152,22 @@ register_local_builder("kinetics400", __name__)
 register_local_builder("kinetics600", __name__)
 register_local_builder("something_something_v2", __name__)
 register_local_builder("synthetic_motion", __name__, self_preparing=True)
+
+
+class Diving48Videos(VideoFolderBuilder):
+    """Diving-48 (V2 labels; 48 classes) from video files (the official configs read rawframes)."""
+    NUM_CLASSES, LIST_PREFIX = 48, "diving48"
+
+
+class Hmdb51Videos(VideoFolderBuilder):
+    """HMDB51 split 1 (51 classes) from video files; list files hmdb51_{train,val}_list_videos.txt."""
+    NUM_CLASSES, LIST_PREFIX = 51, "hmdb51"
+
+
+class Ucf101Videos(VideoFolderBuilder):
+    """UCF101 split 1 (101 classes) from video files (tfds' own `ucf101` needs TensorFlow)."""
+    NUM_CLASSES, LIST_PREFIX = 101, "ucf101"
+
+
+for _name in ("diving48_videos", "hmdb51_videos", "ucf101_videos"):
+    register_local_builder(_name, __name__)
