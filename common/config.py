@@ -101,6 +101,7 @@ def classification_config() -> ml_collections.ConfigDict:
     d.rrc_ratio = (3.0 / 4.0, 4.0 / 3.0)
     d.hflip = 0.5
     d.randaugment = "rand-m9-mstd0.5-inc1"   # timm string; "" = off
+    d.color_jitter = 0.0               # torchvision ColorJitter(b=c=s=value, hue=0); 0 = off
     d.random_erasing = 0.25            # probability, 'pixel' mode, count 1
     d.upsample = 1                     # integer nearest upsampling of stored images (digits demo)
 

@@ -80,3 +80,35 @@ class DigitsLt(tfds.core.GeneratorBasedBuilder):
         for i in indices:
             yield int(i), {"image": images[i], "label": int(labels[i])}
 
+
+
+class CifarLt(tfds.core.GeneratorBasedBuilder):
+    """CIFAR-10/100-LT (ratios 10, 50, 100) selected from tfds `cifar10` / `cifar100` train by
+    `cifar_lt_indices`, in the original CIFAR order recovered from the `id` feature
+    ("train_NNNNN"); the test split is the full balanced test set."""
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"{base}_{ratio}") for base in ("cifar10", "cifar100")
+                       for ratio in (10, 50, 100)]
+
+    def _info(self):
+        base = self.builder_config.name.split("_")[0]
+        return tfds.core.DatasetInfo(
+            builder=self, description=self.__doc__,
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8),
+                "label": tfds.features.ClassLabel(num_classes=100 if base == "cifar100" else 10)}),
+            supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        base, ratio = self.builder_config.name.split("_")
+        train = tfds.data_source(base, split="train", data_dir=self.data_dir_root)
+        order = np.argsort([int(str(ex["id"]).split("_")[-1].strip("'")) for ex in train])
+        labels = np.asarray([int(train[int(i)]["label"]) for i in order])
+        keep = order[cifar_lt_indices(labels, 100 if base == "cifar100" else 10, float(ratio))]
+        test = tfds.data_source(base, split="test", data_dir=self.data_dir_root)
+        return {"train": self._generate_examples(train, keep), "test": self._generate_examples(test, range(len(test)))}
+
+    def _generate_examples(self, source, indices):
+        for i in indices:
+            ex = source[int(i)]
+            yield int(i), {"image": np.asarray(ex["image"], np.uint8), "label": int(ex["label"])}

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 LOCAL_BUILDERS = {
     "digits": ("common.data.digits", False),
     "digits_lt": ("longtail.data", False),
+    "cifar_lt": ("longtail.data", False),
 }
 # Builders that prepare themselves from data shipped with a PyPI package.
 SELF_PREPARING = {"digits", "digits_lt"}

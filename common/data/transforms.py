@@ -67,6 +67,16 @@ def random_erasing(x: np.ndarray, prob: float, rng: np.random.Generator,
     return x
 
 
+def color_jitter(img: Image.Image, strength: float, rng: np.random.Generator) -> Image.Image:
+    """torchvision ColorJitter(brightness=s, contrast=s, saturation=s, hue=0): each factor
+    uniform in [1 - s, 1 + s], applied in a random order."""
+    from PIL import ImageEnhance
+    ops = [ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]
+    for i in rng.permutation(3):
+        img = ops[i](img).enhance(rng.uniform(max(0.0, 1 - strength), 1 + strength))
+    return img
+
+
 class TrainTransform:
     def __init__(self, d):
         self.size = int(d.image_size)
@@ -74,6 +84,7 @@ class TrainTransform:
         self.hflip, self.erase = float(d.hflip), float(d.random_erasing)
         self.mean, self.std = tuple(d.mean), tuple(d.std)
         self.randaugment = RandAugment(d.randaugment) if d.randaugment else None
+        self.jitter = float(d.get("color_jitter", 0.0))
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         img = to_pil(image)
@@ -82,6 +93,8 @@ class TrainTransform:
         img = img.resize((self.size, self.size), interp, box=(x, y, x + w, y + h))
         if rng.random() < self.hflip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        if self.jitter > 0:
+            img = color_jitter(img, self.jitter, rng)
         if self.randaugment is not None:
             img = self.randaugment(img, rng)
         out = normalize(np.asarray(img), self.mean, self.std)

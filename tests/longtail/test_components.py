@@ -120,3 +120,25 @@ def test_digits_lt_splits():
     assert np.bincount(y[s["test"]]).tolist() == [40] * 10 and len(s["validation"]) == 100
     assert np.bincount(y[s["train_balanced"]]).tolist() == [33] * 10
     assert not set(s["train"]) & set(s["test"]) and not set(s["validation"]) & set(s["test"])
+
+
+def test_cifar_lt_builder_selects_from_the_original_order(tmp_path, monkeypatch):
+    """The builder recovers CIFAR's order from `id` and applies the kaidic selection; the
+    base dataset is faked (tfds cifar10 needs a download)."""
+    import tensorflow_datasets as tfds
+
+    from common.data import sources
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 500)[rng.permutation(5000)]          # "original" order
+    shuffled = rng.permutation(5000)                                        # tfds storage order
+    train = [{"id": f"train_{i:05d}", "label": int(labels[i]), "image": np.full((32, 32, 3), labels[i], np.uint8)}
+             for i in shuffled]
+    test = [{"id": f"test_{i}", "label": i % 10, "image": np.zeros((32, 32, 3), np.uint8)} for i in range(100)]
+    real = tfds.data_source
+    monkeypatch.setattr(tfds, "data_source", lambda name, split, **kw: train if split == "train" else test
+                        if name == "cifar10" else real(name, split=split, **kw))
+    sources.prepare("cifar_lt/cifar10_10", str(tmp_path))
+    src = real("cifar_lt/cifar10_10", split="train", data_dir=str(tmp_path))
+    got = np.bincount([int(src[i]["label"]) for i in range(len(src))], minlength=10)
+    assert got.tolist() == lt_counts(500, 10, 10)
+    assert len(real("cifar_lt/cifar10_10", split="test", data_dir=str(tmp_path))) == 100

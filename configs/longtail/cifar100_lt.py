@@ -1,0 +1,32 @@
+"""CIFAR-100-LT / CIFAR-10-LT with ResNet-32 (kaidic/LDAM-DRW recipe, spec §6):
+200 epochs, batch 128, SGD 0.9, lr 0.1, wd 2e-4, linear warm-up 5 epochs, x0.01 at 160
+and x0.0001 at 180; DRW from epoch 160. The LT subset is `longtail.data.cifar_lt_indices`
+(legacy RandomState(0), class order) over tfds `cifar100` / `cifar10` train, built once with
+`python -c "from common.data.sources import prepare; prepare('cifar_lt/cifar100_100')"` (needs tfds
+`cifar100` prepared first: `tfds build cifar100 --file_format=array_record`).
+
+  python -m common.train --config=configs/longtail/cifar100_lt.py:ldam_drw --workdir=DIR
+  python -m common.train --config=configs/longtail/cifar100_lt.py:balanced_softmax,cifar10,50 --workdir=DIR
+"""
+from common.config import finalize, load_sibling
+
+_in = load_sibling(__file__, "imagenet_lt.py")
+
+
+def get_config(arg=None):
+    parts = (arg or "ce").split(",")
+    method = parts[0]
+    dataset = parts[1] if len(parts) > 1 else "cifar100"
+    ratio = parts[2] if len(parts) > 2 else "100"
+    classes = 100 if dataset == "cifar100" else 10
+    c = _in.imagenet_lt(method, 200, model="resnet32", dataset=f"cifar_lt/{dataset}_{ratio}", num_classes=classes)
+    c.data.image_size, c.data.crop_pct = 32, 1.0
+    c.data.rrc_scale, c.data.rrc_ratio = (0.77, 1.0), (1.0, 1.0)     # ~ pad-4 random crop of 32
+    c.data.color_jitter = 0.0
+    c.data.mean, c.data.std = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+    c.batch_size, c.optim.weight_decay = 128, 2e-4
+    c.schedule.name, c.schedule.warmup_epochs, c.schedule.warmup_init_lr = "step", 5.0, 0.0
+    c.schedule.step_epochs, c.schedule.step_factor = (160.0, 180.0), 0.01
+    if method == "ldam_drw":
+        c.longtail.drw_epoch = 160
+    return finalize(c)
