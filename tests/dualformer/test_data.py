@@ -44,7 +44,7 @@ def test_crops_and_resize_follow_mmaction():
     assert three_crop_boxes(224, 300, 224)[1] == (0, 76, 224, 300)
     x0, y0, x1, y1 = rrc_box(340, 256, (0.08, 1.0), (0.75, 4 / 3), np.random.default_rng(0))
     assert 0 <= x0 < x1 <= 340 and 0 <= y0 < y1 <= 256
-    assert rrc_box(100, 10, (0.99, 1.0), (10.0, 11.0), np.random.default_rng(0)) == (45, 0, 55, 10)  # fallback
+    assert rrc_box(100, 10, (0.99, 1.0), (20.0, 21.0), np.random.default_rng(0)) == (45, 0, 55, 10)  # fallback
 
 
 def test_view_probabilities_are_averaged_after_softmax():
@@ -95,13 +95,13 @@ def test_synthetic_motion_builder_decodes_real_videos_into_train_and_test_views(
     np.testing.assert_array_equal(task.eval_element(rec)["image"], ev["image"])
 
 
-def test_synthetic_motion_labels_are_not_readable_from_one_frame():
+def test_synthetic_motion_first_frames_look_alike_across_labels_and_frames_move():
     require("cv2")
     from dualformer import synthetic_motion
-    # The same seed renders the same appearance whatever the label up to the motion parameters:
-    # the first frame of a left-moving and a right-moving video have the same statistics.
+    # Appearance (shape, colour, size, background) is drawn independently of the label, so the
+    # mean first frame of every class is the same up to sampling noise; the motion is not.
     rng = np.random.default_rng(0)
     firsts = {lab: np.stack([synthetic_motion.render(lab, rng)[0] for _ in range(6)]).mean() for lab in range(8)}
     assert max(firsts.values()) - min(firsts.values()) < 12.0
     v = synthetic_motion.render(0, np.random.default_rng(1)).astype(np.float32)
-    assert np.abs(np.diff(v, axis=0)).mean() > 0.5  # frames change over time
+    assert np.abs(v[-1] - v[0]).max() > 100  # the shape has moved
