@@ -15,9 +15,12 @@ every token's target is its image's smoothed one-hot label.
 """
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from PIL import Image
 
 from common.classification import ClassificationTask
+from common.data import transforms
 from common.data.mixup import smooth_one_hot
 from common.tasks import register_task
 
@@ -45,6 +48,22 @@ def dense_token_targets(topk_logits, topk_index, num_classes: int, smoothing: fl
     return probs * (1.0 - smoothing) + off
 
 
+def crop_token_labels(maps: np.ndarray, box, image_hw, flip: bool, grid: int) -> np.ndarray:
+    """The annotator's [2, k, mh, mw] map (plane 0 top-k logits, plane 1 class indices), cut
+    to the image's crop box (x, y, w, h in pixels of the `image_hw` image) and sampled at the
+    centres of the grid x grid tokens. The official loader ROI-aligns the box (and passes its
+    corners transposed, spec §5.2); we sample the box as the image is cropped."""
+    H, W = image_hw
+    mh, mw = maps.shape[-2:]
+    if flip:
+        maps = maps[..., ::-1]
+    x, y, w, h = box
+    centres = (np.arange(grid) + 0.5) / grid
+    rows = np.clip(((y + centres * h) / H * mh).astype(int), 0, mh - 1)
+    cols = np.clip(((x + centres * w) / W * mw).astype(int), 0, mw - 1)
+    return maps[:, :, rows[:, None], cols[None, :]]
+
+
 def soft_ce(logits, targets):
     return jnp.mean(optax.softmax_cross_entropy(logits.astype(jnp.float32), targets))
 
@@ -52,6 +71,33 @@ def soft_ce(logits, targets):
 @register_task("volo_token_label")
 class TokenLabelTask(ClassificationTask):
     aux_weight = 0.5       # TokenLabelCrossEntropy: 1.0 * cls + 0.5 * dense (official defaults)
+
+    def train_element(self, record, rng):
+        """Records with a `token_label` map ([2, k, h, w]) follow the official token-label loader:
+        flip -> RandAugment (image only) -> RandomResizedCrop, the same flip and crop applied to
+        the label map; without one, the standard transform."""
+        if "token_label" not in record:
+            return super().train_element(record, rng)
+        d = self.config.data
+        if not hasattr(self, "_ra"):
+            self._ra = transforms.RandAugment(d.randaugment) if d.randaugment else None
+        img = transforms.to_pil(record["image"])
+        flip = rng.random() < d.hflip
+        if flip:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        if self._ra is not None:
+            img = self._ra(img, rng)
+        W, H = img.size
+        box = transforms.rrc_box(W, H, tuple(d.rrc_scale), tuple(d.rrc_ratio), rng)
+        x, y, w, h = box
+        size = int(d.image_size)
+        img = img.resize((size, size), Image.BILINEAR if rng.random() < 0.5 else Image.BICUBIC,
+                         box=(x, y, x + w, y + h))
+        out = transforms.random_erasing(transforms.normalize(np.asarray(img), d.mean, d.std),
+                                        d.random_erasing, rng)
+        maps = crop_token_labels(np.asarray(record["token_label"], np.float32), box, (H, W), flip, size // 16)
+        return {"image": out, "label": np.int32(record["label"]),
+                "token_topk_logits": maps[0], "token_topk_index": maps[1].astype(np.int32)}
 
     def mix(self, rng, batch):
         grid = int(self.config.data.image_size) // 16

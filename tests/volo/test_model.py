@@ -152,3 +152,35 @@ def test_wrong_resolution_is_a_clear_error():
     m = volo.create_model("volo_d1_224", num_classes=3, layers=(1, 1, 1, 1))
     with pytest.raises(ValueError, match="pos_embed"):
         jax.eval_shape(lambda: m.init(jax.random.PRNGKey(0), jnp.zeros((1, 256, 256, 3))))
+
+
+def test_token_label_maps_follow_the_crop_and_flip():
+    from volo.task import crop_token_labels
+    mh = mw = 8
+    maps = np.zeros((2, 1, mh, mw), np.float32)
+    maps[1, 0] = np.arange(mh * mw).reshape(mh, mw)          # class index = map position
+    whole = crop_token_labels(maps, (0, 0, 64, 64), (64, 64), flip=False, grid=4)
+    np.testing.assert_array_equal(whole[1, 0], maps[1, 0][1::2, 1::2])
+    left_half = crop_token_labels(maps, (0, 0, 32, 64), (64, 64), flip=False, grid=4)
+    assert left_half[1, 0].max() % mw < mw // 2                # only columns of the left half
+    grid_map = maps[:, :, ::2, ::2]                            # one map cell per token
+    flipped = crop_token_labels(grid_map, (0, 0, 64, 64), (64, 64), flip=True, grid=4)
+    np.testing.assert_array_equal(flipped[1, 0], grid_map[1, 0][:, ::-1])
+
+
+def test_train_element_with_token_labels_feeds_the_dense_loss():
+    from tests.common.configs import load_config
+    from volo.task import TokenLabelTask
+    c = load_config("configs/volo/volo_d1_224.py", "test")
+    task = TokenLabelTask(c)
+    rec = {"image": np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8), "label": 3,
+           "token_label": np.stack([np.full((5, 6, 6), 2.0), np.tile(np.arange(5)[:, None, None], (1, 6, 6))])}
+    ex = task.train_element(rec, np.random.default_rng(1))
+    assert ex["image"].shape == (32, 32, 3)
+    assert ex["token_topk_logits"].shape == (5, 2, 2) and ex["token_topk_index"].dtype == np.int32
+    batch = {k: jnp.asarray(np.stack([ex[k]] * 2)) for k in ("token_topk_logits", "token_topk_index")}
+    batch["label"] = jnp.array([3, 3])
+    aux = jnp.zeros((2, 2, 2, 10))
+    loss, parts = task.loss({"logits": jnp.zeros((2, 10)), "aux_logits": aux}, jnp.full((2, 10), 0.1), batch)
+    # equal logits for the top-5 classes: the dense target spreads over them, so CE(uniform) = log 10
+    assert float(parts["train/aux_loss"]) == pytest.approx(np.log(10), rel=1e-5)
