@@ -46,8 +46,12 @@ class _Stop:
 
     def __init__(self):
         self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handler)
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self):
+        """Give the signals back, so a caller running several trainings can still be stopped."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handler(self, signum, frame):
         log.warning("signal %d: saving a checkpoint and stopping after this step", signum)
@@ -107,32 +111,35 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
             window.update(loss_sum=0.0, count=0)
             t_window, n_window = time.perf_counter(), 0
 
-    for step in range(start + 1, total + 1):
-        local = next(data_iter)
-        batch = sharding.global_batch(local, run.mesh)
-        state, metrics = train_step(state, batch, jax.random.fold_in(run.train_rng, step))
-        if pending is not None:
-            finish_step(*pending)
-        pending = (step, metrics)
-        if bar is not None:
-            bar.update(1)
-        boundary = (step % config.checkpoint_every_steps == 0 or step == total or stop.requested
-                    or step % config.eval_every_steps == 0)
-        if boundary:
-            finish_step(*pending)
-            pending = None
-        if step % config.eval_every_steps == 0 or step == total:
-            eval_metrics = run.evaluate(state, eval_step=eval_step)
-            writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-            if jax.process_index() == 0:
-                _print(bar, f"step {step}: " + ", ".join(
-                    f"eval/{k}={v:.4f}" if isinstance(v, float) else f"eval/{k}={v}"
-                    for k, v in eval_metrics.items()))
-        if step % config.checkpoint_every_steps == 0 or step == total or stop.requested:
-            ckpt.save(step, state, {"iterator": data_iter.get_state(), "window": window})
-        if stop.requested:
-            _print(bar, f"stopped at step {step}; the same command resumes from here")
-            break
+    try:
+        for step in range(start + 1, total + 1):
+            local = next(data_iter)
+            batch = sharding.global_batch(local, run.mesh)
+            state, metrics = train_step(state, batch, jax.random.fold_in(run.train_rng, step))
+            if pending is not None:
+                finish_step(*pending)
+            pending = (step, metrics)
+            if bar is not None:
+                bar.update(1)
+            boundary = (step % config.checkpoint_every_steps == 0 or step == total or stop.requested
+                        or step % config.eval_every_steps == 0)
+            if boundary:
+                finish_step(*pending)
+                pending = None
+            if step % config.eval_every_steps == 0 or step == total:
+                eval_metrics = run.evaluate(state, eval_step=eval_step)
+                writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+                if jax.process_index() == 0:
+                    _print(bar, f"step {step}: " + ", ".join(
+                        f"eval/{k}={v:.4f}" if isinstance(v, float) else f"eval/{k}={v}"
+                        for k, v in eval_metrics.items()))
+            if step % config.checkpoint_every_steps == 0 or step == total or stop.requested:
+                ckpt.save(step, state, {"iterator": data_iter.get_state(), "window": window})
+            if stop.requested:
+                _print(bar, f"stopped at step {step}; the same command resumes from here")
+                break
+    finally:
+        stop.restore()
     if pending is not None:
         finish_step(*pending)
     if bar is not None:
