@@ -65,10 +65,10 @@ def _check_finite(step: int, metrics: dict) -> None:
                             "(written from a finite state) is kept; lower the lr or check the data.")
 
 
-def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict:
-    """Runs (or resumes) training; returns the final eval metrics."""
+def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None) -> dict:
+    """Runs (or resumes) training on `devices` (default: all); returns the final eval metrics."""
     distributed.assert_same_config(config)
-    run = Run(config)
+    run = Run(config, devices)
     task = run.task
     total = task.total_steps()
     ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)

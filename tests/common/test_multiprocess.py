@@ -1,5 +1,5 @@
-"""Two local processes (jax.distributed over 127.0.0.1, gloo CPU collectives), 4 CPU
-devices each, train exactly as one process with all 8 devices: each reads its own rows
+"""Two local processes (jax.distributed over 127.0.0.1, gloo CPU collectives), 2 CPU
+devices each, train exactly as one process with all 4 devices: each reads its own rows
 of every global batch, and the logged losses and eval are identical."""
 import os
 import socket
@@ -14,13 +14,13 @@ from tests.common.configs import ROOT, tiny_config
 
 _WORKER = """
 import os, sys
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 from tests.conftest import *  # noqa: F401,F403
 from common import distributed, train
 from tests.common.configs import tiny_config
 distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
 import jax
-assert jax.process_count() == 2 and jax.device_count() == 8 and jax.local_device_count() == 4
+assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
 train.train_and_evaluate(tiny_config(num_train_steps=4), sys.argv[3], progress=False)
 """
 
@@ -31,19 +31,32 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one_process(tmp_path):
-    single = str(tmp_path / "single")
-    train.train_and_evaluate(tiny_config(num_train_steps=4), single, progress=False)
-
-    multi = str(tmp_path / "multi")
+def _run_two_processes(workdir):
     addr = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "PYTHONPATH": ROOT}
     env.pop("XLA_FLAGS", None)
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, addr, str(i), multi], cwd=ROOT, env=env,
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, addr, str(i), workdir], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
     outs = [p.communicate(timeout=400)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n\n".join(o[-3000:] for o in outs)
+    return all(p.returncode == 0 for p in procs), outs
+
+
+def test_two_processes_equal_one_process(tmp_path):
+    single = str(tmp_path / "single")
+    import jax
+    train.train_and_evaluate(tiny_config(num_train_steps=4), single, progress=False, devices=jax.devices()[:4])
+
+    multi = str(tmp_path / "multi")
+    ok, outs = _run_two_processes(multi)
+    if not ok and any("Gloo context initialization failed" in o for o in outs):
+        # gloo's fixed connect timeout can expire when the two processes reach their first
+        # collective far apart (a loaded 2-core machine); that is the transport, not the
+        # code under test, so try once more from scratch
+        import shutil
+        shutil.rmtree(multi, ignore_errors=True)
+        ok, outs = _run_two_processes(multi)
+    assert ok, "\n\n".join(o[-3000:] for o in outs)
 
     def summary(workdir):
         rows = read_metrics(workdir)
