@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from common.layers import DropPath, Mlp, dense, drop_path_rates, trunc_normal
+from common.layers import DropPath, Mlp, dense, dot_product_attention, drop_path_rates, trunc_normal
 from common.layers.basic import torch_bias_init, torch_conv_init
 
 # Stage layout of the released models (paper Table 1 / official poolformer.py, §3.9 of the spec).
@@ -97,10 +97,7 @@ class Attention(nn.Module):
         t = x.reshape(b, h * w, c)
         qkv = dense(3 * c, ("embed", "heads"), name="qkv", use_bias=False, dtype=self.dtype)(t)
         qkv = qkv.reshape(b, h * w, 3, heads, self.head_dim)
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        attn = jnp.einsum("bqhd,bkhd->bhqk", q * self.head_dim ** -0.5, k)
-        attn = jax.nn.softmax(attn.astype(jnp.float32), axis=-1).astype(v.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", attn, v).reshape(b, h * w, c)
+        out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]).reshape(b, h * w, c)
         out = dense(c, ("heads", "embed"), name="proj", dtype=self.dtype)(out)
         return out.reshape(b, h, w, c)
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common.layers import DropPath, Mlp, dense
+from common.layers import DropPath, Mlp, dense, dot_product_attention
 from common.layers.basic import torch_bias_init, torch_conv_init, trunc_normal
 
 # sail-sg/volo models/volo.py volo_d1..d5 (spec §3.10); the resolution suffix only changes
@@ -118,9 +118,7 @@ class Attention(nn.Module):
         d = c // self.num_heads
         qkv = dense(3 * c, ("embed", "heads"), name="qkv", use_bias=False, dtype=self.dtype)(x)
         q, k, v = jnp.moveaxis(qkv.reshape(b, n, 3, self.num_heads, d), 2, 0)
-        a = jnp.einsum("bqhd,bkhd->bhqk", q * d ** -0.5, k)
-        a = jax.nn.softmax(a.astype(jnp.float32), axis=-1).astype(v.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, n, c)
+        out = dot_product_attention(q, k, v).reshape(b, n, c)
         return dense(c, ("heads", "embed"), name="proj", dtype=self.dtype)(out)
 
 
@@ -136,9 +134,7 @@ class ClassAttention(nn.Module):
         kv = dense(2 * c, ("embed", "heads"), name="kv", use_bias=False, dtype=self.dtype)(x)
         k, v = jnp.moveaxis(kv.reshape(b, n, 2, self.num_heads, d), 2, 0)
         q = dense(c, ("embed", "heads"), name="q", use_bias=False, dtype=self.dtype)(x[:, :1])
-        q = q.reshape(b, 1, self.num_heads, d) * d ** -0.5
-        a = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32), axis=-1).astype(v.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", a, v).reshape(b, 1, c)
+        out = dot_product_attention(q.reshape(b, 1, self.num_heads, d), k, v).reshape(b, 1, c)
         return dense(c, ("heads", "embed"), name="proj", dtype=self.dtype)(out)
 
 

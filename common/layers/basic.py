@@ -164,3 +164,11 @@ class Mlp(nn.Module):
         h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
         y = h @ k2 + b2
         return nn.Dropout(self.dropout)(y, deterministic=deterministic)
+
+
+def dot_product_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v per head; q [B, Q, H, D], k and v [B, K, H, D] -> [B, Q, H, D].
+    The softmax runs in float32 whatever the compute dtype."""
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q * q.shape[-1] ** -0.5, k)
+    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+    return jnp.einsum("bhqk,bkhd->bqhd", weights, v)

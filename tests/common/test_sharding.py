@@ -33,14 +33,16 @@ def test_mesh_shapes_and_errors():
         sharding.make_mesh({"data": 3, "model": 2})
 
 
+def _on_mesh(mesh: dict, devices):
+    c = tiny_config()
+    c.mesh = mesh
+    return _three_steps(c, devices)
+
+
 def test_data_model_sharded_step_equals_single_device_step():
     assert jax.device_count() == 8
-    c1 = tiny_config()
-    c1.mesh = {"data": 1, "fsdp": 1, "model": 1}
-    _, s1, l1 = _three_steps(c1, jax.devices()[:1])
-    c8 = tiny_config()
-    c8.mesh = {"data": 4, "fsdp": 1, "model": 2}
-    run8, s8, l8 = _three_steps(c8, jax.devices())
+    _, s1, l1 = _on_mesh({"data": 1, "fsdp": 1, "model": 1}, jax.devices()[:1])
+    run8, s8, l8 = _on_mesh({"data": 4, "fsdp": 1, "model": 2}, jax.devices())
     # the model axis really shards MLP kernels (tensor parallelism), not only the batch
     fc1 = run8.state_sharding.params["network_0_0"]["mlp"]["fc1"]["kernel"]
     assert fc1.spec[1] == "model"
@@ -51,12 +53,8 @@ def test_data_model_sharded_step_equals_single_device_step():
 
 
 def test_fsdp_sharded_step_equals_single_device_step():
-    c1 = tiny_config()
-    c1.mesh = {"data": 1, "fsdp": 1, "model": 1}
-    _, _, l1 = _three_steps(c1, jax.devices()[:1])
-    c8 = tiny_config()
-    c8.mesh = {"data": 2, "fsdp": 4, "model": 1}
-    _, _, l8 = _three_steps(c8, jax.devices())
+    _, _, l1 = _on_mesh({"data": 1, "fsdp": 1, "model": 1}, jax.devices()[:1])
+    _, _, l8 = _on_mesh({"data": 2, "fsdp": 4, "model": 1}, jax.devices())
     np.testing.assert_allclose(l8, l1, rtol=2e-5)
 
 
