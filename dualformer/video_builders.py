@@ -131,11 +131,13 @@ class SyntheticMotion(VideoFolderBuilder):
     Videos are generated into manual_dir (or a temporary directory) as real MPEG-4 files and
     decoded like Kinetics; frames are kept at their native 80x64."""
     NUM_CLASSES, LIST_PREFIX, SHORT_SIDE = 8, "synthetic_motion", 0
+    VERSION = tfds.core.Version("1.2.0")
+    RELEASE_NOTES = {"1.2.0": "faster motion, smooth gradient background, 2048 train videos"}
     BUILDER_CONFIGS = [
-        tfds.core.BuilderConfig(name="default", description="512 train / 128 validation videos"),
+        tfds.core.BuilderConfig(name="default", description="2048 train / 256 validation videos"),
         tfds.core.BuilderConfig(name="small", description="32 train / 16 validation videos (tests)"),
     ]
-    SIZES = {"default": (512, 128), "small": (32, 16)}
+    SIZES = {"default": (2048, 256), "small": (32, 16)}
     MANUAL_DOWNLOAD_INSTRUCTIONS = None  # generated
 
     def _root(self, dl_manager):

@@ -108,7 +108,7 @@ def apply_preset(c, arg: str):
         c.optim.lr = 1e-3
         c.log_every_steps = c.eval_every_steps = c.checkpoint_every_steps = 3
     else:
-        d.clip_len, d.frame_interval, d.image_size, d.short_side, d.test_short_side = 8, 3, 64, 64, 64
+        d.clip_len, d.frame_interval, d.image_size, d.short_side, d.test_short_side = 8, 2, 64, 64, 64
         k.embed_dims, k.num_heads, k.depths = (16, 32, 64, 128), (1, 2, 4, 8), (2, 2, 2, 2)
         k.local_sizes = ((2, 4, 4), (2, 4, 4), (2, 4, 4), (2, 2, 2))
         k.fine_pysizes = ((2, 4, 4), (2, 4, 4), (2, 4, 4), (4, 2, 2))

@@ -95,13 +95,19 @@ def test_synthetic_motion_builder_decodes_real_videos_into_train_and_test_views(
     np.testing.assert_array_equal(task.eval_element(rec)["image"], ev["image"])
 
 
-def test_synthetic_motion_first_frames_look_alike_across_labels_and_frames_move():
+def test_synthetic_motion_moves_the_shape_as_the_label_says():
     require("cv2")
     from dualformer import synthetic_motion
-    # Appearance (shape, colour, size, background) is drawn independently of the label, so the
-    # mean first frame of every class is the same up to sampling noise; the motion is not.
-    rng = np.random.default_rng(0)
-    firsts = {lab: np.stack([synthetic_motion.render(lab, rng)[0] for _ in range(6)]).mean() for lab in range(8)}
-    assert max(firsts.values()) - min(firsts.values()) < 12.0
-    v = synthetic_motion.render(0, np.random.default_rng(1)).astype(np.float32)
-    assert np.abs(v[-1] - v[0]).max() > 100  # the shape has moved
+    expected = {0: (1, 0, 0), 1: (-1, 0, 0), 2: (0, 1, 0), 3: (0, -1, 0), 6: (0, 0, 1), 7: (0, 0, -1)}
+    for label, (sx, sy, sa) in expected.items():
+        for seed in range(3):
+            v = synthetic_motion.render(label, np.random.default_rng([seed, label]))
+            shape = v.min(-1) > 147  # the shape's colour channels are all >= 150, the background's lower
+            stats = []
+            for f in (shape[0], shape[-1]):
+                ys, xs = np.nonzero(f)
+                stats.append((xs.mean(), ys.mean(), len(xs)))
+            (x0, y0, a0), (x1, y1, a1) = stats
+            for d, want in ((x1 - x0, sx), (y1 - y0, sy)):
+                assert (d * want > 5) if want else (abs(d) < 3), (label, seed, d)
+            assert (a1 > 1.5 * a0) if sa > 0 else (a1 < a0 / 1.5) if sa < 0 else (abs(a1 - a0) < 0.3 * a0)
