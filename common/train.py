@@ -146,7 +146,8 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
         bar.close()
     writer.close()
     ckpt.close()
-    if jax.process_index() == 0:
+    # A run stopped before its first logged step has no metrics to draw.
+    if jax.process_index() == 0 and os.path.exists(os.path.join(workdir, "metrics.jsonl")):
         from common.plot import plot_runs
         plot_runs([workdir], os.path.join(workdir, "learning_curves.png"))
     return eval_metrics
