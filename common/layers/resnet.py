@@ -6,7 +6,7 @@ Names follow torchvision's state_dict (`conv1`, `bn1`, `layer1_0/conv1`, `downsa
 (PyTorch momentum 0.1 == Flax momentum 0.9, eps 1e-5). Padding is explicit and
 symmetric: Flax's 'SAME' pads asymmetrically at stride 2 and would break equality.
 """
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -14,6 +14,18 @@ import jax.numpy as jnp
 # He fan-out init of torchvision's ResNet convs: N(0, 2 / (k*k*out)).
 he_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 he_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+torch_linear_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")   # nn.Linear's U(+-1/sqrt(in))
+
+# A classifier head factory: head(num_classes, dtype=..., name=..., kernel_init=...) -> a module
+# mapping pooled features [B, D] to logits [B, C]. None: a plain nn.Dense with bias.
+Head = Callable[..., nn.Module]
+
+
+def classifier(head: Head | None, num_classes: int, name: str, dtype, kernel_init):
+    if head is not None:
+        return head(num_classes, dtype=dtype, name=name, kernel_init=kernel_init)
+    return nn.Dense(num_classes, dtype=dtype, name=name,
+                    kernel_init=nn.with_logical_partitioning(kernel_init, ("embed", "classes")))
 
 
 def conv(features, kernel, stride=1, padding=0, groups=1, name=None, dtype=jnp.float32, init=he_fan_out):
@@ -68,13 +80,15 @@ class ResNetStem(nn.Module):
 
 
 class ResNet(nn.Module):
-    """torchvision ResNet-50 / ResNeXt-50 (32x4d). `num_classes=0` returns pooled features."""
+    """torchvision ResNet-50 / ResNeXt-50 (32x4d). `num_classes=0` returns pooled features;
+    `head` replaces the Linear classifier (see `Head`)."""
     layers: Sequence[int] = (3, 4, 6, 3)
     groups: int = 1
     base_width: int = 64
     planes: Sequence[int] = (64, 128, 256, 512)
     num_classes: int = 1000
     dtype: jnp.dtype = jnp.float32
+    head: Head | None = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -85,13 +99,12 @@ class ResNet(nn.Module):
         x = jnp.mean(x, axis=(1, 2))            # AvgPool2d(7) at 224 == global mean
         if not self.num_classes:
             return x
-        return nn.Dense(self.num_classes, dtype=self.dtype, name="fc",
-                        kernel_init=nn.with_logical_partitioning(
-                            nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"), ("embed", "classes")))(x)
+        return classifier(self.head, self.num_classes, "fc", self.dtype, torch_linear_init)(x)
 
 
 class BasicBlockA(nn.Module):
-    """CIFAR BasicBlock with the parameter-free option-A shortcut (subsample + zero-pad channels)."""
+    """CIFAR BasicBlock with the parameter-free option-A shortcut (subsample + zero-pad channels;
+    planes/4 on each side for the usual doubling, split as RIDE does for other widths)."""
     planes: int
     stride: int = 1
     dtype: jnp.dtype = jnp.float32
@@ -103,31 +116,41 @@ class BasicBlockA(nn.Module):
         y = bn(train, "bn2", self.dtype)(conv(self.planes, 3, 1, 1, name="conv2", dtype=self.dtype,
                                               init=he_fan_in)(y))
         if self.stride != 1 or x.shape[-1] != self.planes:
-            pad = self.planes // 4
-            x = jnp.pad(x[:, ::2, ::2], ((0, 0), (0, 0), (0, 0), (pad, pad)))
+            extra = self.planes - x.shape[-1]
+            x = jnp.pad(x[:, ::self.stride, ::self.stride], ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
         return nn.relu(x + y)
+
+
+def cifar_stage(x, planes: int, blocks: int, stride: int, name: str, train: bool, dtype):
+    for i in range(blocks):
+        x = BasicBlockA(planes, stride if i == 0 else 1, dtype, name=f"{name}_{i}")(x, train)
+    return x
+
+
+def cifar_stem(x, width: int, train: bool, dtype):
+    """conv3x3 -> BN -> ReLU, as `conv1` / `bn1` of the calling module."""
+    x = conv(width, 3, 1, 1, name="conv1", dtype=dtype, init=he_fan_in)(x.astype(dtype))
+    return nn.relu(bn(train, "bn1", dtype)(x))
 
 
 class CifarResNet(nn.Module):
     """ResNet-32 of kaidic/LDAM-DRW (5 blocks per stage, widths 16/32/64). `num_classes=0`
-    returns the 64-d pooled features."""
+    returns the 64-d pooled features; `head` replaces the Linear classifier (see `Head`)."""
     blocks: int = 5
     widths: Sequence[int] = (16, 32, 64)
     num_classes: int = 10
     dtype: jnp.dtype = jnp.float32
+    head: Head | None = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = conv(self.widths[0], 3, 1, 1, name="conv1", dtype=self.dtype, init=he_fan_in)(x.astype(self.dtype))
-        x = nn.relu(bn(train, "bn1", self.dtype)(x))
+        x = cifar_stem(x, self.widths[0], train, self.dtype)
         for s, w in enumerate(self.widths):
-            for i in range(self.blocks):
-                x = BasicBlockA(w, 2 if (s > 0 and i == 0) else 1, self.dtype, name=f"layer{s + 1}_{i}")(x, train)
+            x = cifar_stage(x, w, self.blocks, 1 if s == 0 else 2, f"layer{s + 1}", train, self.dtype)
         x = jnp.mean(x, axis=(1, 2))
         if not self.num_classes:
             return x
-        return nn.Dense(self.num_classes, dtype=self.dtype, name="linear",
-                        kernel_init=nn.with_logical_partitioning(he_fan_in, ("embed", "classes")))(x)
+        return classifier(self.head, self.num_classes, "linear", self.dtype, he_fan_in)(x)
 
 
 def resnet50(num_classes=1000, dtype=jnp.float32, **kw):

@@ -1,0 +1,176 @@
+"""The survey's two-branch and multi-expert models (spec §3.4, §3.5), built from the
+blocks of common/layers/resnet.py, for both backbone families (torchvision ResNet /
+ResNeXt, and the CIFAR ResNet with option-A shortcuts).
+
+Multi-expert (RIDE / SADE, Ensemble-codebase `Expert_ResNeXt`, `reduce_dimension`): the
+early stages are shared, the last two stages are per expert with 3/4 of the width
+(ImageNet planes 192/384; CIFAR widths 24/48), each expert with its own cosine classifier
+(s = 30). Output {"logits": expert mean [B, C], "expert_logits": [B, E, C],
+"features": [B, E, D]}. Names follow the official state_dict: `layer3s_{e}_{i}`, `linears_{e}`.
+
+BBN: the backbone runs every block but the last once, then two copies of the last block,
+`cb_block` (conventional) and `rb_block` (re-balancing); one `classifier` Linear(2D, C).
+Training (two images): {"conventional": W [2 f_c; 0] + b, "rebalancing": W [0; 2 f_r] + b},
+so that alpha * conventional + (1 - alpha) * rebalancing = W [2 alpha f_c; 2 (1 - alpha) f_r] + b,
+BBN's mixed logits for any alpha (the task applies cumulative learning); inference:
+W [f_c; f_r] + b on one image.
+"""
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from common.layers.resnet import (BasicBlockA, Bottleneck, Head, ResNetStem, cifar_stage, cifar_stem, classifier,
+                                  resnet_stage, torch_linear_init)
+from longtail.heads import NormedLinear
+
+
+def _expert_outputs(features: list, num_classes: int, head: Head | None, scale: float, dtype) -> dict:
+    logits = []
+    for e, f in enumerate(features):
+        name = f"linears_{e}"
+        logits.append(NormedLinear(num_classes, scale, dtype, name=name)(f) if head is None
+                      else head(num_classes, dtype=dtype, name=name, kernel_init=torch_linear_init)(f))
+    stacked = jnp.stack(logits, 1)
+    return {"logits": stacked.mean(1), "expert_logits": stacked, "features": jnp.stack(features, 1)}
+
+
+class MultiExpertResNet(nn.Module):
+    """RIDE / SADE ResNet-50 / ResNeXt-50: shared stem, layer1, layer2; per expert layer3s /
+    layer4s with `expert_planes`; `head` None: NormedLinear with s = `scale`."""
+    layers: Sequence[int] = (3, 4, 6, 3)
+    groups: int = 1
+    base_width: int = 64
+    planes: Sequence[int] = (64, 128)
+    expert_planes: Sequence[int] = (192, 384)
+    num_experts: int = 3
+    num_classes: int = 1000
+    scale: float = 30.0
+    head: Head | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = ResNetStem(self.dtype, name="stem")(x.astype(self.dtype), train)
+        for i, p in enumerate(self.planes):
+            x = resnet_stage(x, p, self.layers[i], 1 if i == 0 else 2, self.groups, self.base_width,
+                             f"layer{i + 1}", train, self.dtype)
+        features = []
+        for e in range(self.num_experts):
+            y = x
+            for j, p in enumerate(self.expert_planes):
+                k = len(self.planes) + j
+                y = resnet_stage(y, p, self.layers[k], 2, self.groups, self.base_width, f"layer{k + 1}s_{e}",
+                                 train, self.dtype)
+            features.append(jnp.mean(y, axis=(1, 2)))
+        return _expert_outputs(features, self.num_classes, self.head, self.scale, self.dtype)
+
+
+class MultiExpertCifarResNet(nn.Module):
+    """RIDE's CIFAR ResNet-32 (`ResNet_s`, reduce_dimension): shared conv1 + layer1, per expert
+    layer2s (24) / layer3s (48)."""
+    blocks: int = 5
+    widths: Sequence[int] = (16,)
+    expert_widths: Sequence[int] = (24, 48)
+    num_experts: int = 3
+    num_classes: int = 10
+    scale: float = 30.0
+    head: Head | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = cifar_stem(x, self.widths[0], train, self.dtype)
+        for s, w in enumerate(self.widths):
+            x = cifar_stage(x, w, self.blocks, 1 if s == 0 else 2, f"layer{s + 1}", train, self.dtype)
+        features = []
+        for e in range(self.num_experts):
+            y = x
+            for j, w in enumerate(self.expert_widths):
+                y = cifar_stage(y, w, self.blocks, 2, f"layer{len(self.widths) + j + 1}s_{e}", train, self.dtype)
+            features.append(jnp.mean(y, axis=(1, 2)))
+        return _expert_outputs(features, self.num_classes, self.head, self.scale, self.dtype)
+
+
+class BBNCifarBackbone(nn.Module):
+    """CIFAR ResNet whose last block exists twice (`cb_block`, `rb_block`); returns the pooled
+    features of the requested branches."""
+    blocks: int = 5
+    widths: Sequence[int] = (16, 32, 64)
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, branches: Sequence[str] = ("cb", "rb")):
+        x = cifar_stem(x, self.widths[0], train, self.dtype)
+        last = len(self.widths) - 1
+        for s, w in enumerate(self.widths):
+            x = cifar_stage(x, w, self.blocks - (s == last), 1 if s == 0 else 2, f"layer{s + 1}", train, self.dtype)
+        stride = 2 if self.blocks == 1 and last > 0 else 1
+        return [jnp.mean(BasicBlockA(self.widths[-1], stride, self.dtype, name=f"{b}_block")(x, train), axis=(1, 2))
+                for b in branches]
+
+
+class BBNResNetBackbone(nn.Module):
+    """torchvision ResNet / ResNeXt whose last bottleneck exists twice (`cb_block`, `rb_block`)."""
+    layers: Sequence[int] = (3, 4, 6, 3)
+    groups: int = 1
+    base_width: int = 64
+    planes: Sequence[int] = (64, 128, 256, 512)
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, branches: Sequence[str] = ("cb", "rb")):
+        x = ResNetStem(self.dtype, name="stem")(x.astype(self.dtype), train)
+        last = len(self.layers) - 1
+        for i, (blocks, planes) in enumerate(zip(self.layers, self.planes)):
+            x = resnet_stage(x, planes, blocks - (i == last), 1 if i == 0 else 2, self.groups, self.base_width,
+                             f"layer{i + 1}", train, self.dtype)
+        stride = 2 if self.layers[-1] == 1 and last > 0 else 1
+        downsample = stride != 1 or x.shape[-1] != self.planes[-1] * 4
+        return [jnp.mean(Bottleneck(self.planes[-1], stride, self.groups, self.base_width, downsample, self.dtype,
+                                    name=f"{b}_block")(x, train), axis=(1, 2)) for b in branches]
+
+
+class BBN(nn.Module):
+    """Bilateral-branch network over a BBN backbone (see the module docstring)."""
+    backbone: nn.Module
+    num_classes: int = 10
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, rebalancing_images=None):
+        fc = classifier(None, self.num_classes, "classifier", self.dtype, torch_linear_init)
+        if not train:
+            return fc(jnp.concatenate(self.backbone(x, train), axis=-1))
+        (f_c,) = self.backbone(x, train, ("cb",))
+        (f_r,) = self.backbone(x if rebalancing_images is None else rebalancing_images, train, ("rb",))
+        return {"conventional": fc(jnp.concatenate([2.0 * f_c, jnp.zeros_like(f_r)], -1)),
+                "rebalancing": fc(jnp.concatenate([jnp.zeros_like(f_c), 2.0 * f_r], -1))}
+
+
+def multi_expert_resnet32(num_classes=10, dtype=jnp.float32, **kw):
+    return MultiExpertCifarResNet(num_classes=num_classes, dtype=dtype, **kw)
+
+
+def multi_expert_resnet50(num_classes=1000, dtype=jnp.float32, **kw):
+    return MultiExpertResNet(num_classes=num_classes, dtype=dtype, **kw)
+
+
+def multi_expert_resnext50_32x4d(num_classes=1000, dtype=jnp.float32, **kw):
+    return MultiExpertResNet(groups=32, base_width=4, num_classes=num_classes, dtype=dtype, **kw)
+
+
+def bbn_resnet32(num_classes=10, dtype=jnp.float32, **kw):
+    return BBN(BBNCifarBackbone(dtype=dtype, **kw), num_classes=num_classes, dtype=dtype)
+
+
+def bbn_resnet50(num_classes=1000, dtype=jnp.float32, **kw):
+    return BBN(BBNResNetBackbone(dtype=dtype, **kw), num_classes=num_classes, dtype=dtype)
+
+
+def bbn_resnext50_32x4d(num_classes=1000, dtype=jnp.float32, **kw):
+    return BBN(BBNResNetBackbone(groups=32, base_width=4, dtype=dtype, **kw), num_classes=num_classes, dtype=dtype)
+
+
+MODELS = {f.__name__: f for f in (multi_expert_resnet32, multi_expert_resnet50, multi_expert_resnext50_32x4d,
+                                  bbn_resnet32, bbn_resnet50, bbn_resnext50_32x4d)}
