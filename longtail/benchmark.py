@@ -3,8 +3,10 @@
   python -m longtail.benchmark [--seeds 0 1 2] [--methods ce balanced_softmax ...] [--out benchmarks]
 
 Every method of configs/longtail/digits_lt.py is trained from scratch per seed (ResNet-8,
-60 epochs, SGD); post-hoc methods (post-hoc LA, tau-norm) re-evaluate the CE model and
-cRT retrains only the classifier of the CE model (decoupled stage 2). The upper reference
+60 epochs, SGD; BBN its two-branch and RIDE / SADE their 3-expert variant); post-hoc
+methods (post-hoc LA, tau-norm, NCM) re-evaluate the CE model, cRT and LWS retrain only
+the classifier of the CE model (decoupled stage 2), MiSLAS's stage 2 starts from the mixup
+model. The upper reference
 of relative accuracy is A_v: CE trained on the balanced twin (`train_balanced`, the same
 number of images) with the same recipe. Writes OUT/longtail.md (mean +- std over seeds)
 and OUT/longtail.png.
@@ -17,10 +19,13 @@ import tempfile
 
 import numpy as np
 
-EVAL_ONLY = {"posthoc_la", "tau_norm", "bs_posthoc_la"}
+# method -> the stage-1 method whose model it re-evaluates (EVAL_ONLY) or retrains (STAGE2)
+EVAL_ONLY = {"posthoc_la": "ce", "tau_norm": "ce", "ncm": "ce", "bs_posthoc_la": "balanced_softmax"}
+STAGE2 = {"crt": "ce", "lws": "ce", "mislas": "mixup"}
 DEFAULT_METHODS = ["ce", "weighted_ce", "focal", "class_balanced", "balanced_softmax", "posthoc_la",
-                   "ldam_drw", "esql", "cb_sampling", "sr_sampling", "pb_sampling", "class_aware", "mixup",
-                   "remix", "tau_norm", "crt", "bs_posthoc_la", "cb_sampling_bs"]
+                   "ldam_drw", "esql", "lade", "cb_sampling", "sr_sampling", "pb_sampling", "class_aware", "mixup",
+                   "remix", "mislas", "tau_norm", "crt", "lws", "ncm", "bbn", "ride", "sade", "bs_posthoc_la",
+                   "cb_sampling_bs"]
 COLUMNS = ("top1", "many", "medium", "few", "relative_accuracy")
 
 
@@ -44,25 +49,41 @@ def _quiet(fn, *args):
 def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
     from common import train
     from common.runner import evaluate_checkpoint
-    results = {}
+    from longtail import ncm
     balanced = _config("ce", seed)
     balanced.data.train_split = "train_balanced"
     upper = _quiet(train.train_and_evaluate, balanced, os.path.join(tmp, f"bal{seed}"), False)["top1"]
-    ce_dir = os.path.join(tmp, f"ce{seed}")
-    for method in ["ce"] + [m for m in methods if m != "ce"]:
+    trained: dict[str, tuple[str, dict]] = {}
+
+    def config(method):
         c = _config(method, seed)
         c.longtail.upper_accuracy = upper
-        if method == "ce" or method not in EVAL_ONLY | {"crt"}:
-            workdir = ce_dir if method == "ce" else os.path.join(tmp, f"{method}{seed}")
-            if method == "bs_posthoc_la":
-                continue
-            m = _quiet(train.train_and_evaluate, c, workdir, False)
-        elif method == "crt":
-            c.init_from = ce_dir
-            m = _quiet(train.train_and_evaluate, c, os.path.join(tmp, f"crt{seed}"), False)
-        else:  # eval-time methods on the CE model (BS + post-hoc LA on the BS model)
-            src = os.path.join(tmp, f"balanced_softmax{seed}") if method == "bs_posthoc_la" else ce_dir
+        return c
+
+    def stage1(method) -> tuple[str, dict]:
+        """(workdir, metrics) of a method trained from scratch, once per seed."""
+        if method not in trained:
+            workdir = os.path.join(tmp, f"{method}{seed}")
+            trained[method] = workdir, _quiet(train.train_and_evaluate, config(method), workdir, False)
+        return trained[method]
+
+    results = {}
+    for method in ["ce"] + [m for m in methods if m != "ce"]:
+        c = config(method)
+        if method in EVAL_ONLY:
+            src = stage1(EVAL_ONLY[method])[0]
+            if method == "ncm":
+                src = _quiet(ncm.fit, c, src, os.path.join(tmp, f"ncm{seed}"))
             m = _quiet(evaluate_checkpoint, c, src, None, False)
+        elif method in STAGE2:
+            src = stage1(STAGE2[method])[0]
+            if method == "crt":
+                c.init_from = src                  # same parameter tree
+            else:
+                c.longtail.warm_start = src        # adds the LWS scales
+            m = _quiet(train.train_and_evaluate, c, os.path.join(tmp, f"{method}{seed}"), False)
+        else:
+            m = stage1(method)[1]
         if method in methods:
             results[method] = m
         print(f"seed {seed} {method:16s} " + "  ".join(f"{k} {m.get(k, float('nan')):5.1f}" for k in COLUMNS),
@@ -80,7 +101,9 @@ def write_report(per_seed: list[dict], methods: list[str], out_dir: str) -> str:
     uppers = [r["_upper"]["top1"] for r in per_seed]
     lines = ["# Long-tailed learning on Digits-LT", "",
              "Produced by `python -m longtail.benchmark` (configs/longtail/digits_lt.py): ResNet-8 (CIFAR",
-             "ResNet, 1 block per stage), 60 epochs, SGD 0.9, lr 0.025, batch 64, cosine; train counts",
+             "ResNet, 1 block per stage; BBN two-branch, RIDE / SADE 3 experts of 3/4 width on it),",
+             "60 epochs, SGD 0.9, lr 0.025, batch 64, cosine; stage-2 methods (cRT, LWS, MiSLAS) 10 epochs",
+             "on the CE (MiSLAS: mixup) model, NCM / tau-norm / post-hoc LA on the CE model; train counts",
              "[120, 77, 50, 32, 21, 13, 8, 5, 3, 2] (331 images), balanced test 40/class.",
              "Groups by training count: many > 40 (3 classes), medium 10-40 (3), few < 10 (4).",
              f"Relative accuracy = 100 * top1 / A_v, A_v = CE on the balanced twin (33/class): "

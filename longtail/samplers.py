@@ -60,10 +60,12 @@ def class_aware(labels, num_classes: int, length: int, rng: np.random.Generator,
     return np.asarray(out[:length])
 
 
-def epoch_order(kind: str, labels, num_classes: int, epoch: int, seed: int, total_epochs: int = 1):
+def epoch_order(kind: str, labels, num_classes: int, epoch: int, seed: int, total_epochs: int = 1,
+                stream: int = 0):
     """The indices of one epoch (as many as the dataset has) for sampler `kind`:
-    instance | class_balanced | square_root | progressive | class_aware | reversed."""
-    rng = np.random.default_rng([seed, epoch])
+    instance | class_balanced | square_root | progressive | class_aware | reversed.
+    `stream` > 0 draws an independent sequence (BBN's second stream)."""
+    rng = np.random.default_rng([seed, epoch, stream] if stream else [seed, epoch])
     labels = np.asarray(labels)
     n = len(labels)
     counts = np.bincount(labels, minlength=num_classes)
@@ -78,3 +80,29 @@ def epoch_order(kind: str, labels, num_classes: int, epoch: int, seed: int, tota
     if kind not in probs:
         raise ValueError(f"unknown sampler {kind!r}: instance | {' | '.join(probs)} | class_aware")
     return draw(labels, probs[kind](), n, rng)
+
+
+class PairedSource:
+    """BBN's two data streams through the one-stream pipeline: item a * N + b of this
+    random-access source is record a of `source` with record b's image and label added as
+    `image_rb` / `label_rb`; `paired_order` yields such codes."""
+
+    def __init__(self, source):
+        self.source, self.n = source, len(source)
+
+    def __len__(self):
+        return self.n * self.n
+
+    def __getitem__(self, code):
+        a, b = divmod(int(code), self.n)
+        rb = self.source[b]
+        return {**self.source[a], "image_rb": rb["image"], "label_rb": rb["label"]}
+
+
+def paired_order(kind: str, paired_kind: str, labels, num_classes: int, epoch: int, seed: int,
+                 total_epochs: int = 1) -> np.ndarray:
+    """One epoch of PairedSource codes: index a from sampler `kind` (BBN: instance), index b
+    from an independent draw of `paired_kind` (BBN: reversed)."""
+    a = epoch_order(kind, labels, num_classes, epoch, seed, total_epochs)
+    b = epoch_order(paired_kind, labels, num_classes, epoch, seed, total_epochs, stream=1)
+    return a * len(labels) + b

@@ -1,30 +1,81 @@
 """`longtail`: the classification task with the survey's components chosen by config
-(`config.longtail`): a sampler, a class-sensitive loss (with DRW), mixup / Remix,
-post-hoc logit adjustment and tau-normalisation at inference, decoupled stage-2
-training of the classifier only (cRT: `train_only_head` + `init_from` a stage-1
-checkpoint + `init_reset_head`), and the survey's metrics (top-1, many/medium/few,
-relative accuracy).
+(`config.longtail`): a sampler, a class-sensitive loss (with DRW), mixup / Remix, a
+classifier head (linear, cosine, LWS, NCM), post-hoc logit adjustment and
+tau-normalisation at inference, decoupled stage-2 training of the classifier only
+(`train_only_head`: cRT, LWS, MiSLAS stage 2), BBN's two data streams with cumulative
+learning, the multi-expert losses of RIDE and SADE, and the survey's metrics (top-1,
+many/medium/few, relative accuracy).
+
+Stage 2 starts from a stage-1 checkpoint either with the platform's `init_from` (the
+trees must match: cRT, tau-norm) or with `longtail.warm_start`, which leaves the leaves the
+stage-1 checkpoint lacks (LWS scales) at their fresh init. During stage 2 the frozen
+backbone stays in train mode by default, so its BatchNorm statistics are re-estimated on
+the stage-2 (class-balanced) batches: MiSLAS's "shifted BN"; `freeze_bn` keeps them.
 """
 import functools
+import logging
+from typing import Mapping
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import optim
-from common.classification import ClassificationTask
+from common import checkpoint, models, optim
+from common.classification import ClassificationTask, compute_dtype
+from common.data import pipeline
 from common.tasks import register_task
-from longtail import losses, metrics, samplers
+from longtail import heads, losses, metrics, samplers
 
 HEAD_NAMES = ("linear", "fc", "head")
+log = logging.getLogger(__name__)
 
 
 @register_task("longtail")
 class LongTailTask(ClassificationTask):
     def __init__(self, config):
-        super().__init__(config)
         self.lt = config.longtail
+        super().__init__(config)
+        # read here, not lazily: init is traced (eval_shape / jit) and orbax cannot restore there
+        self.stage1_variables = jax.device_get(checkpoint.load_any(self.lt.warm_start)) if self.lt.warm_start else None
+
+    # ------------------------------------------------------------------ model
+    def build_model(self):
+        c, lt = self.config.model, self.lt
+        head = heads.make_head(lt.head, lt.cosine_scale, lt.ncm_distance)
+        kwargs = c.kwargs.to_dict() | ({"head": head} if head is not None else {})
+        return models.create_model(c.name, num_classes=c.num_classes, dtype=compute_dtype(c.dtype), **kwargs)
+
+    def init_variables(self, rng):
+        variables = super().init_variables(rng)
+        return self.warm_started(variables) if self.lt.warm_start else variables
+
+
+    def warm_started(self, fresh):
+        """Every leaf of `fresh` that the stage-1 checkpoint has is replaced by it (same shape
+        required); the others (new head parameters such as LWS scales) keep their init."""
+        loaded, kept = self.stage1_variables, []
+
+        def pick(kpath, leaf):
+            name = "/".join(str(getattr(k, "key", k)) for k in kpath)
+            value = leaf.unbox() if isinstance(leaf, nn.meta.AxisMetadata) else leaf
+            old = loaded
+            for k in name.split("/"):
+                old = old.get(k) if isinstance(old, Mapping) else None
+            if old is None:
+                kept.append(name)
+                return leaf
+            if tuple(np.shape(old)) != tuple(value.shape):
+                raise ValueError(f"warm_start: {name} is {np.shape(old)} in {self.lt.warm_start}, "
+                                 f"the model wants {value.shape}")
+            new = jnp.asarray(np.asarray(old), value.dtype)
+            return leaf.replace_boxed(new) if isinstance(leaf, nn.meta.AxisMetadata) else new
+
+        out = jax.tree_util.tree_map_with_path(pick, fresh, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+        if kept:
+            log.info("warm_start from %s: fresh init kept for %s", self.lt.warm_start, ", ".join(kept))
+        return out
 
     # ------------------------------------------------------------------ data
     @functools.cached_property
@@ -43,10 +94,32 @@ class LongTailTask(ClassificationTask):
         total = int(np.ceil(self.config.num_epochs))
         return lambda epoch: samplers.epoch_order(kind, labels, self.num_classes, epoch, self.config.seed, total)
 
+    def input_pipeline(self, split, process_index, process_count, *, train):
+        """BBN's two streams: with `paired_sampler` every training record is a pair (one
+        index from `sampler`, one from `paired_sampler`), see samplers.PairedSource."""
+        if not (train and self.lt.paired_sampler):
+            return super().input_pipeline(split, process_index, process_count, train=train)
+        d, lt = self.config.data, self.lt
+        labels, total = self.train_labels, int(np.ceil(self.config.num_epochs))
+        order = lambda epoch: samplers.paired_order(  # noqa: E731
+            lt.sampler, lt.paired_sampler, labels, self.num_classes, epoch, self.config.seed, total)
+        return pipeline.train_dataset(samplers.PairedSource(self.source(split)), self.train_element,
+                                      self.micro_batch_size, self.config.seed, process_index, process_count,
+                                      d.num_threads, d.prefetch, order)
+
+    def train_element(self, record, rng):
+        out = super().train_element(record, rng)
+        if "image_rb" in record:
+            rb = super().train_element({"image": record["image_rb"], "label": record["label_rb"]}, rng)
+            out.update(image_rb=rb["image"], label_rb=rb["label"])
+        return out
+
     # ------------------------------------------------------------------ training
     def mix(self, rng, batch):
         """mixup / Remix with the batch-reversed sample; targets = (y_a, y_b, lam_a) per sample."""
         images, labels = batch["image"], batch["label"]
+        if "image_rb" in batch:     # BBN: targets (y_c, y_r), the re-balancing images go to the model
+            return images, (labels, batch["label_rb"]), {"rebalancing_images": batch["image_rb"]}
         alpha = float(self.lt.mixup_alpha)
         if alpha <= 0:
             return images, (labels, labels, jnp.ones(labels.shape, jnp.float32)), {}
@@ -60,6 +133,13 @@ class LongTailTask(ClassificationTask):
             lam_y = jnp.where((ratio >= k) & (lam < t), 0.0, jnp.where((ratio <= 1.0 / k) & (1.0 - lam < t), 1.0, lam_y))
         return mixed, (labels, labels[::-1], lam_y), {}
 
+    def epoch(self, step):
+        """0-indexed (fractional) epoch of loop step `step`."""
+        return step / (self.steps_per_epoch() * self.accum)
+
+    def drw_active(self, step):
+        return jnp.asarray(self.lt.drw_epoch >= 0) & (step >= int(self.lt.drw_epoch * self.steps_per_epoch()) * self.accum)
+
     def class_weights(self, step):
         """Loss class weights, with deferred re-weighting (DRW) switching them on late."""
         counts = self.train_counts
@@ -72,9 +152,23 @@ class LongTailTask(ClassificationTask):
             return None
         w = jnp.asarray(w, jnp.float32)
         if self.lt.drw_epoch >= 0:
-            drw_step = int(self.lt.drw_epoch * self.steps_per_epoch()) * self.accum
-            w = jnp.where(step >= drw_step, w, jnp.ones_like(w))
+            w = jnp.where(self.drw_active(step), w, jnp.ones_like(w))
         return w
+
+    def bbn_alpha(self, step):
+        return losses.bbn_alpha(jnp.floor(self.epoch(step)), self.lt.bbn_div_epochs or self.config.num_epochs)
+
+    def objective(self, outputs, labels, step, rng):
+        """The configured loss of the model outputs for integer labels."""
+        lt, counts = self.lt, self.train_counts
+        if lt.loss == "ride":
+            base_t = jnp.asarray(losses.ride_temperatures(counts, lt.ride_reweight_factor), jnp.float32)
+            temperature = lt.ride_temperature * jnp.where(self.drw_active(step), base_t, jnp.ones_like(base_t))
+            return losses.ride(outputs["expert_logits"], labels, counts, lt.ldam_s, lt.ldam_max_m,
+                               self.class_weights(step), lt.ride_diversity, temperature)
+        if lt.loss == "sade":
+            return losses.sade(outputs["expert_logits"], labels, counts, lt.sade_tau)
+        return self.per_label_loss(self.logits(outputs).astype(jnp.float32), labels, step, rng)
 
     def per_label_loss(self, logits, labels, step, rng):
         lt, counts = self.lt, self.train_counts
@@ -91,28 +185,52 @@ class LongTailTask(ClassificationTask):
             return losses.ldam(logits, labels, counts, lt.ldam_s, lt.ldam_max_m, weights)
         if lt.loss == "esql":
             return losses.equalization_softmax(rng, logits, labels, counts, lt.esql_lambda, lt.esql_gamma)
+        if lt.loss == "label_aware_smoothing":
+            return losses.label_aware_smoothing(logits, labels, counts, lt.las_head, lt.las_tail)
+        if lt.loss == "lade":
+            return (losses.logit_adjusted_ce(logits, labels, counts, 1.0)
+                    + lt.lade_weight * losses.lade(logits, labels, counts, lt.lade_remine_lambda))
         raise ValueError(f"unknown longtail.loss {lt.loss!r}")
 
     def loss(self, outputs, targets, batch):
-        y_a, y_b, lam = targets
-        logits = self.logits(outputs).astype(jnp.float32)
         step, rng = batch["step"], jax.random.fold_in(jax.random.PRNGKey(self.config.seed), batch["step"])
+        if isinstance(outputs, Mapping) and "conventional" in outputs:
+            # BBN: z = W [2 alpha f_c ; 2 (1 - alpha) f_r] + b, loss alpha CE(z, y_c) + (1 - alpha) CE(z, y_r)
+            y_c, y_r = targets
+            alpha = self.bbn_alpha(step)
+            z = alpha * outputs["conventional"] + (1.0 - alpha) * outputs["rebalancing"]
+            return (alpha * self.per_label_loss(z, y_c, step, rng)
+                    + (1.0 - alpha) * self.per_label_loss(z, y_r, step, rng)), {"train/bbn_alpha": alpha}
+        y_a, y_b, lam = targets
         if self.lt.mixup_alpha <= 0:
-            return self.per_label_loss(logits, y_a, step, rng), {}
+            return self.objective(outputs, y_a, step, rng), {}
         # mixup: lam * L(y_a) + (1 - lam) * L(y_b) per sample (the batch-mean form of the papers)
         lam_mean = jnp.mean(lam)
-        return (lam_mean * self.per_label_loss(logits, y_a, step, rng)
-                + (1.0 - lam_mean) * self.per_label_loss(logits, y_b, step, rng)), {}
+        return (lam_mean * self.objective(outputs, y_a, step, rng)
+                + (1.0 - lam_mean) * self.objective(outputs, y_b, step, rng)), {}
+
+    def apply_model(self, params, model_state, images, *, train, rngs=None, **kwargs):
+        if train and self.lt.freeze_bn:     # stage 2 without shifted BN: BN in eval mode, stats kept
+            out, _ = super().apply_model(params, model_state, images, train=False, rngs=rngs, **kwargs)
+            return out, model_state
+        return super().apply_model(params, model_state, images, train=train, rngs=rngs, **kwargs)
 
     def optimizer(self, params_like=None):
         tx, schedule = super().optimizer(params_like)
         if not self.lt.train_only_head:
             return tx, schedule
-        # decoupled stage 2 (cRT / LWS): the backbone gets no update, only the classifier
-        label = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
-            lambda p, _: "head" if any(optim.path_str(p).startswith(h + "/") for h in HEAD_NAMES) else "frozen",
-            params)
-        return optax.multi_transform({"head": tx, "frozen": optax.set_to_zero()}, label), schedule
+        # decoupled stage 2: the backbone gets no update; the classifier's weights train at
+        # head_lr_scale x lr (0: frozen, as in LWS), its LWS scales at the full lr
+        def group(path, _):
+            name = optim.path_str(path)
+            if not any(name.startswith(h + "/") for h in HEAD_NAMES):
+                return "frozen"
+            return "scale" if name.endswith("/scale") else "head"
+
+        scale = float(self.lt.head_lr_scale)
+        head_tx = tx if scale == 1.0 else optax.set_to_zero() if scale == 0.0 else optax.chain(tx, optax.scale(scale))
+        return optax.multi_transform({"head": head_tx, "scale": tx, "frozen": optax.set_to_zero()},
+                                     lambda params: jax.tree_util.tree_map_with_path(group, params)), schedule
 
     # ------------------------------------------------------------------ evaluation
     def eval_params(self, state):
@@ -121,11 +239,7 @@ class LongTailTask(ClassificationTask):
         if tau <= 0:
             return params
         name = next(h for h in HEAD_NAMES if h in params)
-        head = dict(params[name])
-        norm = jnp.linalg.norm(head["kernel"], axis=0, keepdims=True)       # per class (kernel: in, C)
-        head["kernel"] = head["kernel"] / jnp.power(norm, tau)
-        head["bias"] = jnp.zeros_like(head["bias"])                          # tau-norm drops the bias
-        return {**params, name: head}
+        return {**params, name: heads.tau_normalise(dict(params[name]), tau)}
 
     def eval_metrics(self, logits, batch):
         if self.lt.posthoc_tau > 0:

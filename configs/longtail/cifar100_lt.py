@@ -29,4 +29,8 @@ def get_config(arg=None):
     c.schedule.step_epochs, c.schedule.step_factor = (160.0, 180.0), 0.01
     if method == "ldam_drw":
         c.longtail.drw_epoch = 160
+    if method == "ride":                # RIDE CIFAR: lr 0.1 at B 128, diversity factor -0.45, DRW at 160
+        c.optim.lr, c.longtail.ride_diversity, c.longtail.drw_epoch = 0.1, -0.45, 160
+    if method == "bbn":                 # BBN CIFAR: steps at 120 and 160 (x0.01 each), T_div = 200
+        c.schedule.step_epochs = (120.0, 160.0)
     return finalize(c)

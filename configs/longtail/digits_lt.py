@@ -4,7 +4,10 @@ scikit-learn's digits, in seconds per run on a CPU.
   python -m common.train --config=configs/longtail/digits_lt.py:balanced_softmax --workdir=DIR
   python -m common.evaluate --config=configs/longtail/digits_lt.py:ce --checkpoint=DIR
 Methods (the part after the colon; `,test` appended gives a few-step smoke run):
-see METHODS. `crt` / `lws`-style stage 2 needs --config.init_from=STAGE1_WORKDIR.
+see METHODS. Decoupled stage 2 starts from a stage-1 (CE / mixup) workdir:
+  crt:           --config.init_from=STAGE1            (same parameter tree)
+  lws, mislas:   --config.longtail.warm_start=STAGE1  (adds the LWS scales)
+  ncm:           python -m longtail.ncm --config=configs/longtail/digits_lt.py:ncm --checkpoint=STAGE1 --out=DIR
 """
 from common.config import classification_config, finalize
 
@@ -27,6 +30,17 @@ METHODS = {
     "remix": {"mixup_alpha": 1.0, "remix_kappa": 3.0, "remix_tau": 0.5},
     "tau_norm": {"tau_norm": 1.0},
     "crt": {"sampler": "class_aware", "train_only_head": True},
+    "lws": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.0},
+    "ncm": {"head": "ncm", "ncm_distance": "l2"},
+    # MiSLAS: stage 1 = `mixup`; stage 2 = class-aware sampler, LWS scales + classifier at 0.05 lr,
+    # label-aware smoothing, shifted BN (the frozen backbone's BN statistics re-estimated)
+    "mislas": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.05,
+               "loss": "label_aware_smoothing", "las_head": 0.3, "las_tail": 0.0},
+    "bbn": {"paired_sampler": "reversed"},
+    "ride": {"loss": "ride", "head": "cosine", "drw_epoch": 40, "ride_diversity": -0.2,
+             "ride_reweight_factor": 0.02},
+    "sade": {"loss": "sade", "head": "cosine", "sade_tau": 2.0},
+    "lade": {"loss": "lade", "lade_weight": 0.1, "lade_remine_lambda": 0.1},
     # stacked re-balancers over-correct (survey Table 7)
     "bs_posthoc_la": {"loss": "balanced_softmax", "posthoc_tau": 1.0},
     "cb_sampling_bs": {"sampler": "class_balanced", "loss": "balanced_softmax"},
@@ -39,9 +53,23 @@ def longtail_fields(c):
     c.longtail = ml_collections.ConfigDict(dict(
         sampler="instance", loss="ce", tau=1.0, posthoc_tau=0.0, tau_norm=0.0, focal_gamma=3.0,
         cb_beta=0.9999, ldam_s=30.0, ldam_max_m=0.5, drw_epoch=-1, esql_lambda=4.3e-4, esql_gamma=0.9,
-        mixup_alpha=0.0, remix_kappa=0.0, remix_tau=0.5, train_only_head=False,
+        mixup_alpha=0.0, remix_kappa=0.0, remix_tau=0.5,
+        # heads (spec §3.3): linear | cosine | lws | ncm
+        head="linear", cosine_scale=30.0, ncm_distance="l2",
+        # decoupled stage 2: train only the classifier (its weights at head_lr_scale x lr; LWS
+        # scales at the full lr); warm_start = stage-1 checkpoint whose missing leaves stay fresh;
+        # freeze_bn keeps the backbone's BN statistics (default: re-estimated, "shifted BN")
+        train_only_head=False, head_lr_scale=1.0, warm_start="", freeze_bn=False,
+        las_head=0.3, las_tail=0.0,                                    # MiSLAS label-aware smoothing
+        paired_sampler="", bbn_div_epochs=0.0,                         # BBN: second stream, T_div (0: all)
+        ride_diversity=-0.2, ride_reweight_factor=0.02, ride_temperature=1.0, sade_tau=2.0,
+        lade_weight=0.1, lade_remine_lambda=0.1,
         many_threshold=100, few_threshold=20, upper_accuracy=0.0))
     return c
+
+
+# methods whose model is not the plain backbone
+MODELS = {"bbn": "bbn_{}", "ride": "multi_expert_{}", "sade": "multi_expert_{}"}
 
 
 def get_config(arg=None):
@@ -54,7 +82,7 @@ def get_config(arg=None):
     for k, v in METHODS[method].items():
         c.longtail[k] = v
     c.longtail.many_threshold, c.longtail.few_threshold = 40, 10   # Digits-LT groups: 3 / 3 / 4 classes
-    c.model.name = "resnet32"
+    c.model.name = MODELS.get(method, "{}").format("resnet32")
     c.model.num_classes = 10
     c.model.kwargs.blocks = 1                                      # ResNet-8: seconds per run
     c.data.name = "digits_lt"
@@ -75,7 +103,7 @@ def get_config(arg=None):
     c.optim.momentum, c.optim.weight_decay = 0.9, 5e-4
     c.schedule.name, c.schedule.warmup_epochs, c.schedule.min_lr = "cosine", 0.0, 0.0
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 1000, 1000
-    if method == "crt":   # stage 2: 10 epochs on the frozen stage-1 backbone, head re-initialised
+    if method in ("crt", "lws", "mislas"):   # stage 2: 10 epochs on the frozen stage-1 backbone
         c.num_epochs, c.init_reset_head = 10.0, False
     if preset == "test":
         c.num_train_steps = 4

@@ -5,11 +5,17 @@
   # decoupled stage 2 on a stage-1 run:
   python -m common.train --config=configs/longtail/imagenet_lt.py:crt --workdir=DIR2 --config.init_from=DIR
 
+  # LWS / MiSLAS stage 2 add the LWS scales, so they warm-start instead (missing leaves stay fresh):
+  python -m common.train --config=configs/longtail/imagenet_lt.py:mislas --workdir=DIR2 \
+      --config.longtail.warm_start=MIXUP_DIR
+  # NCM: centroids of the stage-1 features, then evaluate
+  python -m longtail.ncm --config=configs/longtail/imagenet_lt.py:ncm --checkpoint=DIR --out=NCM_DIR
+
 Data: tfds `imagenet_lt` (built from the ILSVRC2012 tars in manual_dir); splits train
 (115,846) / validation (20,000) / test (50,000). Recipes follow the survey's released
-configs (Main-codebase for CE/WS/focal/ESQL/BS/LA and cRT; Ensemble-codebase for LDAM-DRW).
-Not configured here: RIDE/SADE (multi-expert models) and MiSLAS stage 2 (label-aware
-smoothing) — see longtail/README notes in the package docstring.
+configs (Main-codebase for CE/WS/focal/ESQL/BS/LA/LADE and cRT; Ensemble-codebase for
+LDAM-DRW, RIDE and SADE; MiSLAS-codebase for MiSLAS; BBN's paper for BBN). Not configured:
+RIDE's expert-assignment router and SADE's test-time aggregation (optional in the survey).
 """
 from common.config import classification_config, finalize, load_sibling
 
@@ -26,7 +32,20 @@ METHODS = {
     "pb_sampling": {"sampler": "progressive"}, "mixup": {"mixup_alpha": 0.2},
     "remix": {"mixup_alpha": 1.0, "remix_kappa": 3.0, "remix_tau": 0.5},
     "tau_norm": {"tau_norm": 0.7}, "crt": {"sampler": "class_aware", "train_only_head": True},
+    "lws": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.0},
+    "ncm": {"head": "ncm", "ncm_distance": "l2"},          # classifier-balancing default: cl2n + l2
+    "lade": {"loss": "lade", "lade_weight": 0.1, "lade_remine_lambda": 0.1},
+    # MiSLAS stage 2 (stage 1 = `mixup`): class-aware sampler, classifier at 0.05 x lr + LWS scales,
+    # label-aware smoothing 0.3 -> 0.0 (concave), shifted BN
+    "mislas": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.05,
+               "loss": "label_aware_smoothing", "las_head": 0.3, "las_tail": 0.0},
+    "bbn": {"paired_sampler": "reversed"},
+    "ride": {"loss": "ride", "head": "cosine", "cosine_scale": 30.0, "ride_diversity": -0.2,
+             "ride_reweight_factor": 0.02, "ldam_s": 30.0, "ldam_max_m": 0.5},
+    "sade": {"loss": "sade", "head": "cosine", "cosine_scale": 30.0, "sade_tau": 2.0},
 }
+# methods whose model is not the plain backbone
+MODELS = {"bbn": "bbn_{}", "ride": "multi_expert_{}", "sade": "multi_expert_{}"}
 
 
 def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", dataset: str = "imagenet_lt",
@@ -35,7 +54,7 @@ def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", datase
     for k, v in METHODS[method].items():
         c.longtail[k] = v
     c.longtail.many_threshold, c.longtail.few_threshold = 100, 20      # Ensemble test.py groups
-    c.model.name, c.model.num_classes = model, num_classes
+    c.model.name, c.model.num_classes = MODELS.get(method, "{}").format(model), num_classes
     c.data.name = dataset
     c.data.train_split, c.data.eval_split = "train", "test"
     c.data.image_size, c.data.crop_pct = 224, 224 / 256                # resize 256 -> center crop 224
@@ -53,10 +72,21 @@ def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", datase
         c.schedule.name, c.schedule.warmup_epochs, c.schedule.warmup_init_lr = "step", 5.0, 0.0
         c.schedule.step_epochs = (0.6 * epochs, 0.8 * epochs)
         c.longtail.drw_epoch = int(0.8 * epochs)
-    if method == "crt":                     # cls_crt.yaml: 10 epochs, StepLR(3, 0.1), class-aware(4)
+    if method in ("crt", "lws"):            # cls_crt.yaml: 10 epochs, StepLR(3, 0.1), class-aware(4)
         c.num_epochs = 10.0
         c.schedule.name, c.schedule.step_epochs = "step", (3.0, 6.0, 9.0)
         c.init_reset_head = False           # survey code warm-starts the head from stage 1
+    if method == "mislas":                  # MiSLAS stage 2: 10 epochs, lr 0.1, cosine
+        c.num_epochs = 10.0
+    if method == "bbn":                     # T_div: 90 -> 100 and 180 -> 200 epochs (BBN code)
+        c.longtail.bbn_div_epochs = {90: 100.0, 180: 200.0}.get(epochs, float(epochs))
+    if method == "ride":                    # Ensemble-codebase RIDE: B 64, lr 0.025, nesterov, LDAM-DRW steps
+        c.batch_size, c.optim.lr, c.optim.nesterov = 64, 0.025, True
+        c.schedule.name, c.schedule.warmup_epochs, c.schedule.warmup_init_lr = "step", 5.0, 0.0
+        c.schedule.step_epochs = (0.6 * epochs, 0.8 * epochs)
+        c.longtail.drw_epoch = int(0.8 * epochs)
+    if method == "sade":                    # Ensemble-codebase SADE: cosine, no warm-up, nesterov
+        c.optim.nesterov = True
     c.eval_batch_size = 500
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 100, 4520, 1000
     return c

@@ -1,0 +1,115 @@
+"""The new methods through the longtail task on Digits-LT: decoupled stage 2 with LWS and
+MiSLAS (which parameters move, shifted vs frozen BN), NCM centroids, and BBN / RIDE / SADE /
+LADE training end to end."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from common import checkpoint, train
+from common.runner import evaluate_checkpoint
+from longtail import create_model, ncm, samplers
+from longtail.task import LongTailTask
+from tests.common.configs import load_config
+
+
+def _config(method: str):
+    return load_config("configs/longtail/digits_lt.py", f"{method},test")
+
+
+def _stage1(tmp_path) -> str:
+    """A stage-1 'checkpoint': the initial CE model's variables (no training needed here)."""
+    import flax.linen as nn
+    task = LongTailTask(_config("ce"))
+    return checkpoint.save_variables(str(tmp_path / "stage1"), nn.meta.unbox(task.init_variables(jax.random.PRNGKey(3))))
+
+
+def test_lws_trains_only_the_scales_and_mislas_shifts_bn(tmp_path):
+    stage1 = _stage1(tmp_path)
+    before = checkpoint.load_any(stage1)
+    lws = _config("lws")
+    lws.longtail.warm_start, lws.longtail.freeze_bn = stage1, True
+    train.train_and_evaluate(lws, str(tmp_path / "lws"), progress=False)
+    after = checkpoint.load_any(str(tmp_path / "lws"))
+    for k in ("kernel", "bias"):
+        np.testing.assert_array_equal(after["params"]["linear"][k], before["params"]["linear"][k])
+    np.testing.assert_array_equal(after["params"]["conv1"]["kernel"], before["params"]["conv1"]["kernel"])
+    assert not np.allclose(after["params"]["linear"]["scale"], 1.0)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, after["batch_stats"], before["batch_stats"])   # frozen BN
+
+    mislas = _config("mislas")
+    mislas.longtail.warm_start = stage1
+    train.train_and_evaluate(mislas, str(tmp_path / "mislas"), progress=False)
+    after = checkpoint.load_any(str(tmp_path / "mislas"))
+    np.testing.assert_array_equal(after["params"]["layer2_0"]["conv1"]["kernel"],
+                                  before["params"]["layer2_0"]["conv1"]["kernel"])
+    np.testing.assert_array_equal(after["params"]["bn1"]["scale"], before["params"]["bn1"]["scale"])
+    assert not np.allclose(after["params"]["linear"]["kernel"], before["params"]["linear"]["kernel"])
+    assert not np.allclose(after["params"]["linear"]["scale"], 1.0)
+    # shifted BN: the frozen backbone's running statistics are re-estimated on stage-2 batches
+    assert not np.allclose(after["batch_stats"]["bn1"]["mean"], before["batch_stats"]["bn1"]["mean"])
+
+
+def test_ncm_centroids_are_class_means_of_cl2n_train_features(tmp_path):
+    stage1 = _stage1(tmp_path)
+    config = _config("ncm")
+    path = ncm.fit(config, stage1, str(tmp_path / "ncm"))
+    saved = checkpoint.load_any(path)
+    # independent: all training images at once through the feature extractor, numpy cl2n means
+    task = LongTailTask(config)
+    src = task.source("train")
+    images = np.stack([task.eval_element(src[i])["image"] for i in range(len(src))])
+    labels = np.array([int(src[i]["label"]) for i in range(len(src))])
+    variables = {k: v for k, v in checkpoint.load_any(stage1).items()}
+    feats = np.asarray(jax.jit(create_model("resnet32", 0, blocks=1).apply)(variables, jnp.asarray(images)))
+    f = feats - feats.mean(0)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    want = np.stack([f[labels == c].mean(0) for c in range(10)])
+    np.testing.assert_allclose(saved["ncm"]["linear"]["centroids"], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(saved["ncm"]["linear"]["mean"], feats.mean(0), rtol=1e-4, atol=1e-5)
+    m = evaluate_checkpoint(config, path, progress=False)
+    assert {"top1", "many", "medium", "few"} <= set(m) and m["top1"] > 10.0      # better than chance
+
+
+def test_bbn_stream_pairs_uniform_and_reversed_samples():
+    task = LongTailTask(_config("bbn"))
+    it = iter(task.input_pipeline("train", 0, 1, train=True))
+    batches = [next(it) for _ in range(10)]
+    assert batches[0]["image_rb"].shape == batches[0]["image"].shape
+    counts = task.train_counts
+    rb = np.concatenate([b["label_rb"] for b in batches])
+    ib = np.concatenate([b["label"] for b in batches])
+    few = counts < 10
+    assert samplers.reversed_probabilities(counts)[few].sum() > 0.8
+    assert few[rb].mean() > 0.5 > few[ib].mean()       # reversed: p_c ~ 1/n_c puts most draws on the tail
+
+
+@pytest.mark.parametrize("method", ["sade", "lade"])
+def test_configured_objective_is_the_method_loss(method):
+    """The config routes to the loss (its formula is tested in test_method_losses)."""
+    from longtail import losses
+    task = LongTailTask(_config(method))
+    counts, y = task.train_counts, jnp.arange(8) % 10
+    model = task.build_model()
+    v = model.init(jax.random.PRNGKey(0), jnp.zeros((8, 32, 32, 3)))
+    out = jax.jit(model.apply)(v, jax.random.normal(jax.random.PRNGKey(1), (8, 32, 32, 3)))
+    got = task.objective(out, y, jnp.asarray(0), jax.random.PRNGKey(2))
+    if method == "sade":
+        want = losses.sade(out["expert_logits"], y, counts, 2.0)
+    else:
+        want = losses.logit_adjusted_ce(out, y, counts) + 0.1 * losses.lade(out, y, counts, 0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["bbn", "ride"])
+def test_methods_train_end_to_end(tmp_path, method):
+    workdir = str(tmp_path / method)
+    m = train.train_and_evaluate(_config(method), workdir, progress=False)
+    assert {"top1", "many", "medium", "few"} <= set(m) and np.isfinite(m["loss"])
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    if method == "bbn":
+        alphas = [r["train/bbn_alpha"] for r in rows if "train/bbn_alpha" in r]
+        assert alphas and all(0.0 <= a <= 1.0 for a in alphas)
