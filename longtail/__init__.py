@@ -3,6 +3,7 @@ parts (samplers, losses, heads, decoupled training, BBN, multi-expert RIDE / SAD
 MiSLAS), the LT benchmarks and its metrics."""
 import functools
 
+from common.data.sources import register_local_builder
 from common.layers.resnet import resnet32, resnet50, resnext50_32x4d
 from common.models import register_model
 from longtail import models as _models
@@ -17,3 +18,5 @@ def create_model(name: str, num_classes: int = 1000, dtype=None, **overrides):
 
 for _name in MODELS:
     register_model(_name, functools.partial(create_model, _name))
+
+register_local_builder("places_lt", "longtail.places_lt")     # needs manual_dir (the OLTR lists + Places365)
