@@ -23,8 +23,8 @@ import numpy as np
 EVAL_ONLY = {"posthoc_la": "ce", "tau_norm": "ce", "ncm": "ce", "bs_posthoc_la": "balanced_softmax"}
 STAGE2 = {"crt": "ce", "lws": "ce", "mislas": "mixup"}
 DEFAULT_METHODS = ["ce", "weighted_ce", "focal", "class_balanced", "balanced_softmax", "posthoc_la",
-                   "ldam_drw", "esql", "lade", "cb_sampling", "sr_sampling", "pb_sampling", "class_aware", "mixup",
-                   "remix", "mislas", "tau_norm", "crt", "lws", "ncm", "bbn", "ride", "sade", "bs_posthoc_la",
+                   "ldam_drw", "esql", "lade", "ib", "cb_sampling", "sr_sampling", "pb_sampling", "class_aware",
+                   "mixup", "remix", "mislas", "tau_norm", "crt", "lws", "ncm", "bbn", "ride", "sade", "bs_posthoc_la",
                    "cb_sampling_bs"]
 COLUMNS = ("top1", "many", "medium", "few", "relative_accuracy")
 

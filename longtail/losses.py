@@ -149,3 +149,20 @@ def bbn_alpha(epoch, t_div: float):
     """BBN cumulative learning: alpha = 1 - ((e - 1) / T_div)^2 for the 1-indexed epoch e,
     i.e. 1 - (epoch / T_div)^2 for the 0-indexed `epoch` given here."""
     return 1.0 - (epoch / t_div) ** 2
+
+
+def inverse_frequency_weights(counts) -> np.ndarray:
+    """IB's class weights: 1 / n_c normalised to sum to C."""
+    w = 1.0 / np.asarray(counts, np.float64)
+    return w / w.sum() * len(w)
+
+
+def influence_balanced(logits, labels, features, counts, alpha: float = 1000.0):
+    """IB loss (pseulki/IB-Loss): mean_i w_y CE_i * alpha / (|p_i - onehot_i|_1 * |h_i|_1 + 1e-3),
+    h = the pooled features, w = inverse_frequency_weights (not a weighted mean)."""
+    z = logits.astype(jnp.float32)
+    onehot = jax.nn.one_hot(labels, z.shape[-1])
+    nll = -jnp.sum(jax.nn.log_softmax(z) * onehot, -1)
+    w = jnp.asarray(inverse_frequency_weights(counts), jnp.float32)[labels]
+    influence = jnp.sum(jnp.abs(jax.nn.softmax(z) - onehot), -1) * jnp.sum(jnp.abs(features.astype(jnp.float32)), -1)
+    return jnp.mean(w * nll * alpha / (influence + 1e-3))

@@ -3,7 +3,7 @@
 classifier head (linear, cosine, LWS, NCM), post-hoc logit adjustment and
 tau-normalisation at inference, decoupled stage-2 training of the classifier only
 (`train_only_head`: cRT, LWS, MiSLAS stage 2), BBN's two data streams with cumulative
-learning, the multi-expert losses of RIDE and SADE, and the survey's metrics (top-1,
+learning, the multi-expert losses of RIDE and SADE, LADE and IB, and the survey's metrics (top-1,
 many/medium/few, relative accuracy).
 
 Stage 2 starts from a stage-1 checkpoint either with the platform's `init_from` (the
@@ -43,7 +43,7 @@ class LongTailTask(ClassificationTask):
     # ------------------------------------------------------------------ model
     def build_model(self):
         c, lt = self.config.model, self.lt
-        head = heads.make_head(lt.head, lt.cosine_scale, lt.ncm_distance)
+        head = heads.make_head(lt.head, lt.cosine_scale, lt.ncm_distance, with_features=lt.loss == "ib")
         kwargs = c.kwargs.to_dict() | ({"head": head} if head is not None else {})
         return models.create_model(c.name, num_classes=c.num_classes, dtype=compute_dtype(c.dtype), **kwargs)
 
@@ -138,7 +138,8 @@ class LongTailTask(ClassificationTask):
         return step / (self.steps_per_epoch() * self.accum)
 
     def drw_active(self, step):
-        return jnp.asarray(self.lt.drw_epoch >= 0) & (step >= int(self.lt.drw_epoch * self.steps_per_epoch()) * self.accum)
+        start = int(self.lt.drw_epoch * self.steps_per_epoch()) * self.accum
+        return jnp.asarray(self.lt.drw_epoch >= 0) & (step >= start)
 
     def class_weights(self, step):
         """Loss class weights, with deferred re-weighting (DRW) switching them on late."""
@@ -168,6 +169,11 @@ class LongTailTask(ClassificationTask):
                                self.class_weights(step), lt.ride_diversity, temperature)
         if lt.loss == "sade":
             return losses.sade(outputs["expert_logits"], labels, counts, lt.sade_tau)
+        if lt.loss == "ib":     # plain CE until ib_start_epoch, then influence-balanced
+            logits = self.logits(outputs).astype(jnp.float32)
+            return jnp.where(self.epoch(step) >= lt.ib_start_epoch,
+                             losses.influence_balanced(logits, labels, outputs["features"], counts, lt.ib_alpha),
+                             losses.weighted_ce(logits, labels))
         return self.per_label_loss(self.logits(outputs).astype(jnp.float32), labels, step, rng)
 
     def per_label_loss(self, logits, labels, step, rng):

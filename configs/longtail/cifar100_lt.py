@@ -19,7 +19,8 @@ def get_config(arg=None):
     dataset = parts[1] if len(parts) > 1 else "cifar100"
     ratio = parts[2] if len(parts) > 2 else "100"
     classes = 100 if dataset == "cifar100" else 10
-    c = _in.imagenet_lt(method, 200, model="resnet32", dataset=f"cifar_lt/{dataset}_{ratio}", num_classes=classes)
+    base = "ce" if method == "ib" else method          # IB loss: a CIFAR-only row (set below)
+    c = _in.imagenet_lt(base, 200, model="resnet32", dataset=f"cifar_lt/{dataset}_{ratio}", num_classes=classes)
     c.data.image_size, c.data.crop_pct = 32, 1.0
     c.data.rrc_scale, c.data.rrc_ratio = (0.77, 1.0), (1.0, 1.0)     # ~ pad-4 random crop of 32
     c.data.color_jitter = 0.0
@@ -31,6 +32,8 @@ def get_config(arg=None):
         c.longtail.drw_epoch = 160
     if method == "ride":                # RIDE CIFAR: lr 0.1 at B 128, diversity factor -0.45, DRW at 160
         c.optim.lr, c.longtail.ride_diversity, c.longtail.drw_epoch = 0.1, -0.45, 160
+    if method == "ib":                  # IB-Loss CIFAR: CE for 100 of 200 epochs, alpha 1000
+        c.longtail.loss, c.longtail.ib_alpha, c.longtail.ib_start_epoch = "ib", 1000.0, 100.0
     if method == "bbn":                 # BBN CIFAR: steps at 120 and 160 (x0.01 each), T_div = 200
         c.schedule.step_epochs = (120.0, 160.0)
     return finalize(c)

@@ -41,6 +41,7 @@ METHODS = {
              "ride_reweight_factor": 0.02},
     "sade": {"loss": "sade", "head": "cosine", "sade_tau": 2.0},
     "lade": {"loss": "lade", "lade_weight": 0.1, "lade_remine_lambda": 0.1},
+    "ib": {"loss": "ib", "ib_alpha": 1000.0, "ib_start_epoch": 30.0},   # CE warm-up for half the epochs
     # stacked re-balancers over-correct (survey Table 7)
     "bs_posthoc_la": {"loss": "balanced_softmax", "posthoc_tau": 1.0},
     "cb_sampling_bs": {"sampler": "class_balanced", "loss": "balanced_softmax"},
@@ -63,7 +64,7 @@ def longtail_fields(c):
         las_head=0.3, las_tail=0.0,                                    # MiSLAS label-aware smoothing
         paired_sampler="", bbn_div_epochs=0.0,                         # BBN: second stream, T_div (0: all)
         ride_diversity=-0.2, ride_reweight_factor=0.02, ride_temperature=1.0, sade_tau=2.0,
-        lade_weight=0.1, lade_remine_lambda=0.1,
+        lade_weight=0.1, lade_remine_lambda=0.1, ib_alpha=1000.0, ib_start_epoch=100.0,
         many_threshold=100, few_threshold=20, upper_accuracy=0.0))
     return c
 

@@ -61,6 +61,10 @@ def test_heads_plug_into_the_backbone_under_its_classifier_name():
     assert _count(create_model("resnet32", 10, head=heads.make_head("cosine"))) == 464_144      # spec §3.6
     assert _count(create_model("resnet32", 100, head=heads.make_head("cosine"))) == 469_904
     assert _count(create_model("resnet32", 10, head=heads.make_head("lws"))) == 464_154 + 10
+    exposing = create_model("resnet32", 10, head=heads.make_head("linear", with_features=True))
+    assert _count(exposing) == 464_154                                        # same Linear, same names
+    out = jax.eval_shape(lambda: exposing.init_with_output(jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)))[0])
+    assert out["logits"].shape == (2, 10) and out["features"].shape == (2, 64)
     v = jax.eval_shape(lambda: create_model("resnet32", 10, head=heads.make_head("ncm")).init(
         jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
     assert "linear" not in v["params"] and v["ncm"]["linear"]["centroids"].shape == (10, 64)
@@ -75,8 +79,8 @@ def test_bbn_parameter_counts_and_train_logits_mix_linearly():
     out, _ = jax.jit(lambda v: model.apply(v, x, train=True, rebalancing_images=x_rb, mutable=["batch_stats"]))(v)
     # independent: the branch features in train mode, then W [2a f_c ; 2(1-a) f_r] + b
     bb = {"params": v["params"]["backbone"], "batch_stats": v["batch_stats"]["backbone"]}
-    features = jax.jit(lambda img, train, branch: model.backbone.apply(bb, img, train, branch, mutable=["batch_stats"])[0],
-                       static_argnums=(1, 2))
+    features = jax.jit(lambda img, train, branch: model.backbone.apply(
+        bb, img, train, branch, mutable=["batch_stats"])[0], static_argnums=(1, 2))
     (f_c,), (f_r,) = features(x, True, ("cb",)), features(x_rb, True, ("rb",))
     w, b = np.asarray(v["params"]["classifier"]["kernel"]), np.asarray(v["params"]["classifier"]["bias"])
     a = 0.3

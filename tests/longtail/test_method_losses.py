@@ -89,6 +89,17 @@ def test_lade_regulariser():
     np.testing.assert_allclose(losses.lade(jnp.asarray(z), jnp.asarray(Y), COUNTS, 0.1), want, rtol=1e-5)
 
 
+def test_influence_balanced_loss():
+    z, h = RNG.normal(size=(6, 4)), RNG.normal(size=(6, 5))
+    w = (1 / COUNTS) / (1 / COUNTS).sum() * 4
+    p = np.exp(_log_softmax(z))
+    onehot = np.eye(4)[Y]
+    nll = -_log_softmax(z)[np.arange(6), Y]
+    want = np.mean(w[Y] * nll * 1000.0 / (np.abs(p - onehot).sum(1) * np.abs(h).sum(1) + 1e-3))
+    got = losses.influence_balanced(jnp.asarray(z), jnp.asarray(Y), jnp.asarray(h), COUNTS, 1000.0)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
 def test_paired_source_and_order():
     src = [{"image": np.full((2, 2, 3), i, np.uint8), "label": i % 3} for i in range(6)]
     paired = samplers.PairedSource(src)

@@ -24,7 +24,8 @@ def _stage1(tmp_path) -> str:
     """A stage-1 'checkpoint': the initial CE model's variables (no training needed here)."""
     import flax.linen as nn
     task = LongTailTask(_config("ce"))
-    return checkpoint.save_variables(str(tmp_path / "stage1"), nn.meta.unbox(task.init_variables(jax.random.PRNGKey(3))))
+    variables = nn.meta.unbox(task.init_variables(jax.random.PRNGKey(3)))
+    return checkpoint.save_variables(str(tmp_path / "stage1"), variables)
 
 
 def test_lws_trains_only_the_scales_and_mislas_shifts_bn(tmp_path):
@@ -87,11 +88,14 @@ def test_bbn_stream_pairs_uniform_and_reversed_samples():
     assert few[rb].mean() > 0.5 > few[ib].mean()       # reversed: p_c ~ 1/n_c puts most draws on the tail
 
 
-@pytest.mark.parametrize("method", ["sade", "lade"])
+@pytest.mark.parametrize("method", ["sade", "lade", "ib"])
 def test_configured_objective_is_the_method_loss(method):
     """The config routes to the loss (its formula is tested in test_method_losses)."""
     from longtail import losses
-    task = LongTailTask(_config(method))
+    config = _config(method)
+    if method == "ib":
+        config.longtail.ib_start_epoch = 0.0          # past the CE warm-up
+    task = LongTailTask(config)
     counts, y = task.train_counts, jnp.arange(8) % 10
     model = task.build_model()
     v = model.init(jax.random.PRNGKey(0), jnp.zeros((8, 32, 32, 3)))
@@ -99,6 +103,9 @@ def test_configured_objective_is_the_method_loss(method):
     got = task.objective(out, y, jnp.asarray(0), jax.random.PRNGKey(2))
     if method == "sade":
         want = losses.sade(out["expert_logits"], y, counts, 2.0)
+    elif method == "ib":
+        assert out["features"].shape == (8, 64)
+        want = losses.influence_balanced(out["logits"], y, out["features"], counts, 1000.0)
     else:
         want = losses.logit_adjusted_ce(out, y, counts) + 0.1 * losses.lade(out, y, counts, 0.1)
     np.testing.assert_allclose(got, want, rtol=1e-6)
