@@ -5,8 +5,10 @@ ResNeXt, and the CIFAR ResNet with option-A shortcuts).
 Multi-expert (RIDE / SADE, Ensemble-codebase `Expert_ResNeXt`, `reduce_dimension`): the
 early stages are shared, the last two stages are per expert with 3/4 of the width
 (ImageNet planes 192/384; CIFAR widths 24/48), each expert with its own cosine classifier
-(s = 30). Output {"logits": expert mean [B, C], "expert_logits": [B, E, C],
-"features": [B, E, D]}. Names follow the official state_dict: `layer3s_{e}_{i}`, `linears_{e}`.
+(s = 30). Output {"logits": sum_e w_e z_e [B, C], "expert_logits": z [B, E, C],
+"features": [B, E, D]} with aggregation weights w in the `aggregation` collection: 1/E (the
+expert mean of RIDE and SADE) unless SADE's test-time aggregation (longtail.sade_tta) set them.
+Names follow the official state_dict: `layer3s_{e}_{i}`, `linears_{e}`.
 
 BBN: the backbone runs every block but the last once, then two copies of the last block,
 `cb_block` (conventional) and `rb_block` (re-balancing); one `classifier` Linear(2D, C).
@@ -25,14 +27,18 @@ from common.layers.resnet import (BasicBlockA, Bottleneck, Head, ResNetStem, cif
 from longtail.heads import NormedLinear
 
 
-def _expert_outputs(features: list, num_classes: int, head: Head | None, scale: float, dtype) -> dict:
+def _expert_outputs(module: nn.Module, features: list, num_classes: int, head: Head | None, scale: float,
+                    dtype) -> dict:
+    n = len(features)
+    weights = module.variable("aggregation", "weights", lambda: jnp.full((n,), 1.0 / n, jnp.float32)).value
     logits = []
     for e, f in enumerate(features):
         name = f"linears_{e}"
         logits.append(NormedLinear(num_classes, scale, dtype, name=name)(f) if head is None
                       else head(num_classes, dtype=dtype, name=name, kernel_init=torch_linear_init)(f))
     stacked = jnp.stack(logits, 1)
-    return {"logits": stacked.mean(1), "expert_logits": stacked, "features": jnp.stack(features, 1)}
+    return {"logits": jnp.einsum("bec,e->bc", stacked, weights.astype(stacked.dtype)), "expert_logits": stacked,
+            "features": jnp.stack(features, 1)}
 
 
 class MultiExpertResNet(nn.Module):
@@ -63,7 +69,7 @@ class MultiExpertResNet(nn.Module):
                 y = resnet_stage(y, p, self.layers[k], 2, self.groups, self.base_width, f"layer{k + 1}s_{e}",
                                  train, self.dtype)
             features.append(jnp.mean(y, axis=(1, 2)))
-        return _expert_outputs(features, self.num_classes, self.head, self.scale, self.dtype)
+        return _expert_outputs(self, features, self.num_classes, self.head, self.scale, self.dtype)
 
 
 class MultiExpertCifarResNet(nn.Module):
@@ -89,7 +95,7 @@ class MultiExpertCifarResNet(nn.Module):
             for j, w in enumerate(self.expert_widths):
                 y = cifar_stage(y, w, self.blocks, 2, f"layer{len(self.widths) + j + 1}s_{e}", train, self.dtype)
             features.append(jnp.mean(y, axis=(1, 2)))
-        return _expert_outputs(features, self.num_classes, self.head, self.scale, self.dtype)
+        return _expert_outputs(self, features, self.num_classes, self.head, self.scale, self.dtype)
 
 
 class BBNCifarBackbone(nn.Module):

@@ -118,3 +118,7 @@ def test_multi_expert_output_is_the_mean_of_cosine_experts():
         want = 30 * (f / np.linalg.norm(f, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
         np.testing.assert_allclose(out["expert_logits"][:, e], want, rtol=1e-4, atol=1e-4)
     assert np.abs(np.asarray(out["expert_logits"])).max() <= 30.0 + 1e-4
+    # SADE's test-time aggregation weights, when set, weight the experts' logits
+    w = np.array([0.6, 0.3, 0.1], np.float32)
+    out = jax.jit(model.apply)({**v, "aggregation": {"weights": w}}, x)
+    np.testing.assert_allclose(out["logits"], np.einsum("bec,e->bc", out["expert_logits"], w), rtol=1e-5, atol=1e-5)
