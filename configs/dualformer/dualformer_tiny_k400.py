@@ -5,7 +5,9 @@ Every other DualFormer recipe imports `recipe` from here and states its own figu
   python -m dualformer.inflate 2D_CHECKPOINT.pth INFLATED_DIR --variant dualformer_tiny
   python -m common.train --config=configs/dualformer/dualformer_tiny_k400.py \
       --config.init_from=INFLATED_DIR --workdir=DIR
-  presets: `:test` (seconds), `:demo` (minutes on a CPU: synthetic_motion, labels only in the motion).
+  presets: `:test` (seconds), `:demo` (minutes on a CPU: synthetic_motion, labels only in the motion;
+  measured: 55.5% top-1 / mean class accuracy on the 256 validation videos after 400 steps,
+  chance 12.5%; train loss 2.09 -> 1.09, the first ~150 steps sit at chance before motion is picked up).
 """
 from common.config import classification_config, finalize
 
