@@ -41,11 +41,22 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class Stopped(Exception):
+    """Raised by train_and_evaluate after a SIGTERM/SIGINT stop has saved its checkpoint, so
+    a caller running several trainings (a benchmark, a sweep) stops too instead of going on
+    with a half-trained model. The same command resumes the run."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by signal {signum} at step {step}; the same command resumes from here")
+        self.signum, self.step = signum, step
+
+
 class _Stop:
     """SIGTERM/SIGINT request a checkpoint and a clean exit at the next step boundary."""
 
     def __init__(self):
         self.requested = False
+        self.signum = 0
         self._previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def restore(self):
@@ -55,7 +66,7 @@ class _Stop:
 
     def _handler(self, signum, frame):
         log.warning("signal %d: saving a checkpoint and stopping after this step", signum)
-        self.requested = True
+        self.requested, self.signum = True, signum
 
 
 def _check_finite(step: int, metrics: dict) -> None:
@@ -150,6 +161,8 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     if jax.process_index() == 0 and os.path.exists(os.path.join(workdir, "metrics.jsonl")):
         from common.plot import plot_runs
         plot_runs([workdir], os.path.join(workdir, "learning_curves.png"))
+    if stop.requested:
+        raise Stopped(stop.signum, step)
     return eval_metrics
 
 
@@ -175,7 +188,11 @@ def main(argv):
     distributed.initialize(_COORD.value, _NPROC.value, _PID.value)
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")
-    metrics = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    try:
+        metrics = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except Stopped as e:
+        print(e, flush=True)
+        sys.exit(128 + e.signum)   # the shell's code for "ended by this signal"; the checkpoint is saved
     if jax.process_index() == 0 and metrics:
         print("final eval: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in metrics.items()), flush=True)

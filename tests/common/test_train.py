@@ -48,7 +48,8 @@ def test_resume_after_sigterm_logs_exactly_the_same_losses(reference_run, tmp_pa
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=send_sigterm_after_step_3, daemon=True).start()
-    train.train_and_evaluate(tiny_config(), workdir, progress=False)
+    with pytest.raises(train.Stopped, match="signal 15"):
+        train.train_and_evaluate(tiny_config(), workdir, progress=False)
     stopped_at = max(s for s, _ in _losses(workdir))
     assert stopped_at < 8, "SIGTERM did not stop the run"
     train.train_and_evaluate(tiny_config(), workdir, progress=False)
