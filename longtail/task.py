@@ -28,7 +28,7 @@ from common.data import pipeline
 from common.tasks import register_task
 from longtail import heads, losses, metrics, samplers
 
-HEAD_NAMES = ("linear", "fc", "head")
+HEAD_NAMES = ("linear", "fc", "head", "classifier")      # the classifier's name in each model family
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +50,6 @@ class LongTailTask(ClassificationTask):
     def init_variables(self, rng):
         variables = super().init_variables(rng)
         return self.warm_started(variables) if self.lt.warm_start else variables
-
 
     def warm_started(self, fresh):
         """Every leaf of `fresh` that the stage-1 checkpoint has is replaced by it (same shape

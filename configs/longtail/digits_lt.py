@@ -8,6 +8,8 @@ see METHODS. Decoupled stage 2 starts from a stage-1 (CE / mixup) workdir:
   crt:           --config.init_from=STAGE1            (same parameter tree)
   lws, mislas:   --config.longtail.warm_start=STAGE1  (adds the LWS scales)
   ncm:           python -m longtail.ncm --config=configs/longtail/digits_lt.py:ncm --checkpoint=STAGE1 --out=DIR
+SADE's test-time aggregation on a trained `sade` run:
+  python -m longtail.sade_tta --config=configs/longtail/digits_lt.py:sade --checkpoint=SADE_DIR --out=DIR
 """
 from common.config import classification_config, finalize
 

@@ -14,8 +14,9 @@
 Data: tfds `imagenet_lt` (built from the ILSVRC2012 tars in manual_dir); splits train
 (115,846) / validation (20,000) / test (50,000). Recipes follow the survey's released
 configs (Main-codebase for CE/WS/focal/ESQL/BS/LA/LADE and cRT; Ensemble-codebase for
-LDAM-DRW, RIDE and SADE; MiSLAS-codebase for MiSLAS; BBN's paper for BBN). Not configured:
-RIDE's expert-assignment router and SADE's test-time aggregation (optional in the survey).
+LDAM-DRW, RIDE and SADE; MiSLAS-codebase for MiSLAS; BBN's paper for BBN). SADE's optional
+test-time aggregation: python -m longtail.sade_tta --config=...:sade --checkpoint=DIR --out=TTA_DIR.
+Not implemented: RIDE's optional expert-assignment router (the survey's runs do not use it).
 """
 from common.config import classification_config, finalize, load_sibling
 
