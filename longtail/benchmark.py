@@ -92,7 +92,7 @@ def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
     return results
 
 
-def write_report(per_seed: list[dict], methods: list[str], out_dir: str) -> str:
+def write_report(per_seed: list[dict], methods: list[str], out_dir: str, seeds: list[int]) -> str:
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     for m in methods:
@@ -108,7 +108,7 @@ def write_report(per_seed: list[dict], methods: list[str], out_dir: str) -> str:
              "Groups by training count: many > 40 (3 classes), medium 10-40 (3), few < 10 (4).",
              f"Relative accuracy = 100 * top1 / A_v, A_v = CE on the balanced twin (33/class): "
              f"{np.mean(uppers):.1f} +- {np.std(uppers):.1f}.",
-             f"Mean +- std over seeds {len(per_seed)} ({', '.join(str(i) for i in range(len(per_seed)))}).", "",
+             f"Mean ± std over {len(seeds)} seeds ({', '.join(str(i) for i in seeds)}).", "",
              "| method | top-1 | many | medium | few | RA |", "|---|---|---|---|---|---|"]
     for m, mean, std in rows:
         lines.append(f"| {m} | " + " | ".join(f"{a:.1f} ± {b:.1f}" for a, b in zip(mean, std)) + " |")
@@ -148,9 +148,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     import logging
     logging.getLogger("absl").setLevel(logging.ERROR)
+    per_seed = []
     with tempfile.TemporaryDirectory() as tmp:
-        per_seed = [run_seed(s, args.methods, tmp) for s in args.seeds]
-    print(write_report(per_seed, args.methods, args.out))
+        for seed in args.seeds:   # the report is rewritten after every seed: a cut-off run keeps its table
+            per_seed.append(run_seed(seed, args.methods, tmp))
+            path = write_report(per_seed, args.methods, args.out, args.seeds[:len(per_seed)])
+    print(path)
 
 
 if __name__ == "__main__":

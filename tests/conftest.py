@@ -8,10 +8,15 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# One tfds data_dir per test process (pytest-xdist workers prepare `digits` concurrently).
+# One tfds data_dir per test process: pytest-xdist workers prepare the same small datasets
+# (digits, digits_lt) concurrently and would collide on tfds's final rename. Workers inherit
+# the controller's environment, so the marker tells them the directory is the suite's own.
 import tempfile  # noqa: E402
 
-os.environ.setdefault("TFDS_DATA_DIR", tempfile.mkdtemp(prefix="tfds_test_"))
+if "TFDS_DATA_DIR" not in os.environ or os.environ.get("TESTS_OWN_TFDS_DATA_DIR"):
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp(prefix=f"tfds_test_{_worker}_")
+    os.environ["TESTS_OWN_TFDS_DATA_DIR"] = "1"
 # Runs of the same tiny model recompile identical programs: share XLA's compilation cache
 # between tests and between pytest-xdist workers (and the subprocesses they start).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "jax_test_cache"))
