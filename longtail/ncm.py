@@ -9,19 +9,15 @@ L2-normalises; the centroids are the per-class means of the transformed features
 (heads.class_centroids). DIR holds the stage-1 variables plus the `ncm` collection that the
 config's NCM head (`longtail.head = "ncm"`) reads. Runs on one process.
 """
-import json
-import logging
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
 
 from common import checkpoint, models, tasks
 from common.classification import compute_dtype
-from longtail import heads
+from longtail import heads, stage_cli
 
 
 def train_features(task, variables) -> tuple[np.ndarray, np.ndarray]:
@@ -53,20 +49,9 @@ def fit(config, stage1: str, out_dir: str) -> str:
 
 
 def main():
-    """The command line (flags defined here so importing this module defines none)."""
-    config = config_flags.DEFINE_config_file("config", None, "Config file with longtail.head = ncm.", lock_config=True)
-    ckpt = flags.DEFINE_string("checkpoint", None, "Stage-1 checkpoint (workdir or variables directory).")
-    out = flags.DEFINE_string("out", None, "Directory for the NCM variables.")
-    flags.mark_flags_as_required(["config", "checkpoint", "out"])
-
-    def run(argv):
-        del argv
-        logging.basicConfig(level=logging.WARNING)
-        from common.runner import evaluate_checkpoint
-        path = fit(config.value, ckpt.value, out.value)
-        print(json.dumps(evaluate_checkpoint(config.value, path, progress=False)))
-
-    app.run(run)
+    stage_cli.fit_and_evaluate_main(fit, "Config file with longtail.head = ncm.",
+                                    "Stage-1 checkpoint (workdir or variables directory).",
+                                    "Directory for the NCM variables.")
 
 
 if __name__ == "__main__":

@@ -14,19 +14,17 @@ Views (MoCo-v2 style, as SADE): RandomResizedCrop(scale 0.2-1), colour jitter 0.
 (common.data.transforms.color_jitter: brightness/contrast/saturation, no hue), grayscale p 0.2,
 Gaussian blur sigma in [0.1, 2] p 0.5, horizontal flip p 0.5.
 """
-import json
 import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
-from ml_collections import config_flags
 from PIL import Image, ImageFilter
 
 from common import checkpoint, tasks
 from common.data import pipeline, transforms
+from longtail import stage_cli
 
 
 class TwoViews:
@@ -99,21 +97,9 @@ def fit(config, model_checkpoint: str, out_dir: str, split: str | None = None, e
 
 
 def main():
-    """The command line (flags defined here so importing this module defines none)."""
-    config = config_flags.DEFINE_config_file("config", None, "Config file of the multi-expert model.",
-                                             lock_config=True)
-    ckpt = flags.DEFINE_string("checkpoint", None, "Trained SADE checkpoint (workdir or variables directory).")
-    out = flags.DEFINE_string("out", None, "Directory for the variables with the learned weights.")
-    flags.mark_flags_as_required(["config", "checkpoint", "out"])
-
-    def run(argv):
-        del argv
-        logging.basicConfig(level=logging.INFO)
-        from common.runner import evaluate_checkpoint
-        path = fit(config.value, ckpt.value, out.value)
-        print(json.dumps(evaluate_checkpoint(config.value, path, progress=False)))
-
-    app.run(run)
+    stage_cli.fit_and_evaluate_main(fit, "Config file of the multi-expert model.",
+                                    "Trained SADE checkpoint (workdir or variables directory).",
+                                    "Directory for the variables with the learned weights.", logging.INFO)
 
 
 if __name__ == "__main__":
