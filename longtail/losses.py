@@ -19,6 +19,15 @@ def weighted_ce(logits, labels, weights=None):
     return (w * nll).sum() / w.sum()
 
 
+def pair_ce(logits, y_a, y_b, lam_a):
+    """Mixed-label CE with a weight per sample: mean of lam_a * CE(y_a) + (1 - lam_a) * CE(y_b)
+    (Remix, whose label weights are set per pair)."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+    nll_a = -jnp.take_along_axis(logp, y_a[:, None], 1)[:, 0]
+    nll_b = -jnp.take_along_axis(logp, y_b[:, None], 1)[:, 0]
+    return jnp.mean(lam_a * nll_a + (1.0 - lam_a) * nll_b)
+
+
 def survey_softmax_weights(counts) -> np.ndarray:
     """Weighted Softmax of the survey code: w_c = 1 + ln(n_max / n_c) (not 1/pi)."""
     counts = np.asarray(counts, np.float64)

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 class LongTailTask(ClassificationTask):
     def __init__(self, config):
         self.lt = config.longtail
+        if self.lt.remix_kappa > 0 and (self.lt.loss != "ce" or self.lt.mixup_alpha <= 0):
+            raise ValueError("Remix (longtail.remix_kappa > 0) is defined with plain CE and mixup: set "
+                             "longtail.loss='ce' and longtail.mixup_alpha > 0")
         super().__init__(config)
         # read here, not lazily: init is traced (eval_shape / jit) and orbax cannot restore there
         self.stage1_variables = jax.device_get(checkpoint.load_any(self.lt.warm_start)) if self.lt.warm_start else None
@@ -209,7 +212,10 @@ class LongTailTask(ClassificationTask):
         y_a, y_b, lam = targets
         if self.lt.mixup_alpha <= 0:
             return self.objective(outputs, y_a, step, rng), {}
-        # mixup: lam * L(y_a) + (1 - lam) * L(y_b) per sample (the batch-mean form of the papers)
+        if self.lt.remix_kappa > 0:
+            # Remix moves the label of each pair on its own: lam_y differs per sample
+            return losses.pair_ce(self.logits(outputs).astype(jnp.float32), y_a, y_b, lam), {}
+        # mixup: lam (one per batch) * L(y_a) + (1 - lam) * L(y_b), for any configured loss
         lam_mean = jnp.mean(lam)
         return (lam_mean * self.objective(outputs, y_a, step, rng)
                 + (1.0 - lam_mean) * self.objective(outputs, y_b, step, rng)), {}

@@ -120,3 +120,33 @@ def test_methods_train_end_to_end(tmp_path, method):
     if method == "bbn":
         alphas = [r["train/bbn_alpha"] for r in rows if "train/bbn_alpha" in r]
         assert alphas and all(0.0 <= a <= 1.0 for a in alphas)
+
+
+def test_remix_keeps_each_pairs_own_label_weight():
+    """Remix gives the minority side the whole label pair by pair; the loss must use each
+    sample's weight (a batch-mean weight would undo the relabelling)."""
+    config = _config("remix")
+    task = LongTailTask(config)
+    counts = task.train_counts                                   # [120, 77, ..., 2]
+    labels = jnp.asarray([0, 9, 1, 2])                           # reversed partners: 2, 1, 9, 0
+    images = jax.random.normal(jax.random.PRNGKey(0), (4, 32, 32, 3))
+    lam_rng = next(jax.random.PRNGKey(s) for s in range(100)
+                   if float(jax.random.beta(jax.random.PRNGKey(s), 1.0, 1.0)) < 0.5)
+    lam = float(jax.random.beta(lam_rng, 1.0, 1.0))
+    _, (y_a, y_b, lam_y), _ = task.mix(lam_rng, {"image": images, "label": labels})
+    np.testing.assert_array_equal(y_b, labels[::-1])
+    # pairs (label -> partner): 0 -> 2, n 120 vs 50, ratio 2.4 < kappa 3: plain mixup weight;
+    # 9 -> 1, ratio 2/77 <= 1/3 but 1 - lam > 0.5 = tau: plain; 1 -> 9, ratio 77/2 >= 3 and
+    # lam < tau: the label goes to the minority partner 9; 2 -> 0, ratio 50/120 > 1/3: plain
+    assert list(counts[[0, 1, 2, 9]]) == [120, 77, 50, 2]
+    want = [lam, lam, 0.0, lam]
+    np.testing.assert_allclose(lam_y, want, rtol=1e-6)
+    logits = jax.random.normal(jax.random.PRNGKey(1), (4, 10))
+    logp = np.asarray(jax.nn.log_softmax(logits))
+    per_sample = [-(w * logp[i, a] + (1 - w) * logp[i, b]) for i, (a, b, w) in enumerate(zip(y_a, y_b, want))]
+    got = task.loss(logits, (y_a, y_b, lam_y), {"step": jnp.asarray(0)})[0]
+    np.testing.assert_allclose(got, np.mean(per_sample), rtol=1e-5)
+    with pytest.raises(ValueError, match="Remix"):
+        bad = _config("remix")
+        bad.longtail.loss = "focal"
+        LongTailTask(bad)
