@@ -9,11 +9,14 @@ the classifier of the CE model (decoupled stage 2), MiSLAS's stage 2 starts from
 model. The upper reference
 of relative accuracy is A_v: CE trained on the balanced twin (`train_balanced`, the same
 number of images) with the same recipe. Writes OUT/longtail.md (mean +- std over seeds)
-and OUT/longtail.png.
+and OUT/longtail.png. Results accumulate in OUT/longtail_runs.json: running again with
+`--methods remix` retrains only what remix needs and rewrites the table with every
+method stored (`--fresh` starts over).
 """
 import argparse
 import contextlib
 import io
+import json
 import os
 import tempfile
 
@@ -26,6 +29,7 @@ DEFAULT_METHODS = ["ce", "weighted_ce", "focal", "class_balanced", "balanced_sof
                    "ldam_drw", "esql", "lade", "ib", "cb_sampling", "sr_sampling", "pb_sampling", "class_aware",
                    "mixup", "remix", "mislas", "tau_norm", "crt", "lws", "ncm", "bbn", "ride", "sade", "bs_posthoc_la",
                    "cb_sampling_bs"]
+RUNS_FILE = "longtail_runs.json"   # every (seed, method) result, so one method can be rerun alone
 COLUMNS = ("top1", "many", "medium", "few", "relative_accuracy")
 
 
@@ -140,19 +144,37 @@ def _plot(rows, path):
     plt.close(fig)
 
 
+def load_runs(path: str) -> dict[str, dict]:
+    """{seed: {method: metrics, "_upper": {"top1": A_v}}} of earlier runs (empty if none)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     p.add_argument("--out", default="benchmarks")
+    p.add_argument("--fresh", action="store_true", help=f"ignore the results stored in OUT/{RUNS_FILE}")
     args = p.parse_args(argv)
     import logging
     logging.getLogger("absl").setLevel(logging.ERROR)
-    per_seed = []
+    os.makedirs(args.out, exist_ok=True)
+    runs_path = os.path.join(args.out, RUNS_FILE)
+    runs = {} if args.fresh else load_runs(runs_path)
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:   # the report is rewritten after every seed: a cut-off run keeps its table
-            per_seed.append(run_seed(seed, args.methods, tmp))
-            path = write_report(per_seed, args.methods, args.out, args.seeds[:len(per_seed)])
+        for seed in args.seeds:   # stored and reported after every seed: a cut-off run keeps its table
+            fresh = run_seed(seed, args.methods, tmp)
+            runs[str(seed)] = {**runs.get(str(seed), {}),
+                               **{m: {k: float(v) for k, v in r.items()} for m, r in fresh.items()}}
+            with open(runs_path, "w") as f:
+                json.dump(runs, f, indent=1, sort_keys=True)
+            seeds = sorted(int(k) for k in runs)
+            stored = {m for r in runs.values() for m in r}
+            methods = [m for m in DEFAULT_METHODS if m in stored] + sorted(stored - set(DEFAULT_METHODS) - {"_upper"})
+            path = write_report([runs[str(k)] for k in seeds], methods, args.out, seeds)
     print(path)
 
 
