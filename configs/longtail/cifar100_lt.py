@@ -14,10 +14,11 @@ _in = load_sibling(__file__, "imagenet_lt.py")
 
 
 def get_config(arg=None):
-    parts = (arg or "ce").split(",")
-    method = parts[0]
-    dataset = parts[1] if len(parts) > 1 else "cifar100"
-    ratio = parts[2] if len(parts) > 2 else "100"
+    method, options, preset = _in._digits.split_arg(arg)
+    if preset:   # `:test` / `:demo`: the same method on the Digits-LT stand-in (no download)
+        return _in._digits.get_config(f"{method},{preset}")
+    dataset = options[0] if options else "cifar100"
+    ratio = options[1] if len(options) > 1 else "100"
     classes = 100 if dataset == "cifar100" else 10
     base = "ce" if method == "ib" else method          # IB loss: a CIFAR-only row (set below)
     c = _in.imagenet_lt(base, 200, model="resnet32", dataset=f"cifar_lt/{dataset}_{ratio}", num_classes=classes)

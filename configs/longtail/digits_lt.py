@@ -3,7 +3,8 @@ scikit-learn's digits, in seconds per run on a CPU.
 
   python -m common.train --config=configs/longtail/digits_lt.py:balanced_softmax --workdir=DIR
   python -m common.evaluate --config=configs/longtail/digits_lt.py:ce --checkpoint=DIR
-Methods (the part after the colon; `,test` appended gives a few-step smoke run):
+Methods (the part after the colon; `,test` appended gives a few-step smoke run, `,demo`
+or nothing the full Digits-LT recipe, a minute or two on a CPU; a bare `:test` / `:demo` is CE):
 see METHODS. Decoupled stage 2 starts from a stage-1 (CE / mixup) workdir:
   crt:           --config.init_from=STAGE1            (same parameter tree)
   lws, mislas:   --config.longtail.warm_start=STAGE1  (adds the LWS scales)
@@ -79,10 +80,16 @@ def longtail_fields(c):
 MODELS = {"bbn": "bbn_{}", "ride": "multi_expert_{}", "sade": "multi_expert_{}"}
 
 
+def split_arg(arg: str | None, default: str = "ce") -> tuple[str, list[str], str]:
+    """'method[,option...][,test|demo]' -> (method, options, preset) for every longtail config;
+    a bare preset means the default method."""
+    parts = (arg or default).split(",")
+    preset = parts.pop() if parts[-1] in ("test", "demo") else ""
+    return (parts[0] if parts else default), parts[1:], preset
+
+
 def get_config(arg=None):
-    method, _, preset = (arg or "ce").partition(",")
-    if method == "test":
-        method, preset = "ce", "test"
+    method, _, preset = split_arg(arg)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
     c = longtail_fields(classification_config())

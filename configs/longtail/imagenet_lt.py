@@ -94,7 +94,9 @@ def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", datase
 
 
 def get_config(arg=None):
-    method, _, epochs = (arg or "ce").partition(",")
+    method, options, preset = _digits.split_arg(arg)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
-    return finalize(imagenet_lt(method, int(epochs or 200)))
+    if preset:   # `:test` / `:demo`: the same method on the Digits-LT stand-in (no download)
+        return _digits.get_config(f"{method},{preset}")
+    return finalize(imagenet_lt(method, int(options[0]) if options else 200))

@@ -9,8 +9,12 @@ _in = load_sibling(__file__, "imagenet_lt.py")
 
 
 def get_config(arg=None):
-    method, _, epochs = (arg or "ce").partition(",")
-    c = _in.imagenet_lt(method, int(epochs or 200), model="resnet50", dataset="i_naturalist2018",
+    method, options, preset = _in._digits.split_arg(arg)
+    if method not in _in.METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(_in.METHODS)}")
+    if preset:   # `:test` / `:demo`: the same method on the Digits-LT stand-in (no download)
+        return _in._digits.get_config(f"{method},{preset}")
+    c = _in.imagenet_lt(method, int(options[0]) if options else 200, model="resnet50", dataset="i_naturalist2018",
                         num_classes=8142)
     c.data.eval_split = "validation"
     c.data.color_jitter = 0.0

@@ -1,3 +1,5 @@
+import glob
+import os
 import subprocess
 import sys
 
@@ -11,6 +13,17 @@ def test_presets_load_and_are_locked():
     assert c.model.name == "poolformer_s12" and c.data.name == "digits"
     with pytest.raises(AttributeError):
         c.optim.lr_peak = 1.0          # a misspelt key is an error, not a new field
+
+
+@pytest.mark.parametrize("path", sorted(os.path.relpath(p, ROOT) for p in glob.glob(
+    os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)))
+def test_every_config_has_test_and_demo_presets_on_embedded_data(path):
+    """`:test` and `:demo` run anywhere: small data that needs no download, bounded lengths."""
+    for preset in ("test", "demo"):
+        c = load_config(path, preset)
+        assert c.data.name.split("/")[0] in ("digits", "digits_lt", "synthetic_motion"), (path, preset)
+        if preset == "test":
+            assert 0 < c.num_train_steps <= 50, (path, c.num_train_steps)
 
 
 def test_full_recipe_matches_paper():
