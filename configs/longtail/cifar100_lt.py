@@ -14,9 +14,9 @@ _in = load_sibling(__file__, "imagenet_lt.py")
 
 
 def get_config(arg=None):
-    method, options, preset = _in._digits.split_arg(arg)
-    if preset:   # `:test` / `:demo`: the same method on the Digits-LT stand-in (no download)
-        return _in._digits.get_config(f"{method},{preset}")
+    method, options, stand_in = _in.parse(arg, ("ib",))
+    if stand_in:
+        return stand_in
     dataset = options[0] if options else "cifar100"
     ratio = options[1] if len(options) > 1 else "100"
     classes = 100 if dataset == "cifar100" else 10

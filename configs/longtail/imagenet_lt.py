@@ -93,10 +93,18 @@ def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", datase
     return c
 
 
-def get_config(arg=None):
+def parse(arg: str | None, extra_methods: tuple[str, ...] = ()):
+    """'method[,option...][,test|demo]' of the real-dataset longtail configs -> (method, options,
+    stand_in): with a `:test` / `:demo` preset, stand_in is the same method's Digits-LT config
+    (no download), else None."""
     method, options, preset = _digits.split_arg(arg)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
-    if preset:   # `:test` / `:demo`: the same method on the Digits-LT stand-in (no download)
-        return _digits.get_config(f"{method},{preset}")
+    if method not in METHODS and method not in extra_methods:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS) + list(extra_methods)}")
+    return method, options, (_digits.get_config(f"{method},{preset}") if preset else None)
+
+
+def get_config(arg=None):
+    method, options, stand_in = parse(arg)
+    if stand_in:
+        return stand_in
     return finalize(imagenet_lt(method, int(options[0]) if options else 200))

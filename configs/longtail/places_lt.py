@@ -17,11 +17,9 @@ _in = load_sibling(__file__, "imagenet_lt.py")
 
 
 def get_config(arg=None):
-    method, options, preset = _in._digits.split_arg(arg)
-    if method not in _in.METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(_in.METHODS)}")
-    if preset:   # `:test` / `:demo`: the same method on the Digits-LT stand-in (no download)
-        return _in._digits.get_config(f"{method},{preset}")
+    method, options, stand_in = _in.parse(arg)
+    if stand_in:
+        return stand_in
     c = _in.imagenet_lt(method, int(options[0]) if options else 200, dataset="places_lt", num_classes=365)
     c.eval_every_steps = 2440                   # ~10 epochs of 62,500 images at batch 256
     return finalize(c)
