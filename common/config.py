@@ -83,6 +83,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 3
     c.init_from = ""                   # a converted/earlier checkpoint to start from
     c.init_reset_head = False          # drop head params whose shape differs (fine-tuning)
+    c.init_keep_missing = False        # leaves the checkpoint lacks keep their fresh init (new head params)
     return c
 
 

@@ -41,14 +41,20 @@ class Run:
 
     def load_init(self, state, path: str):
         """Start from converted/earlier weights; a head whose shape differs is re-initialised
-        when config.init_reset_head is set (fine-tuning on a new label set)."""
+        when config.init_reset_head is set (fine-tuning on a new label set), and leaves the
+        checkpoint lacks keep their fresh init when config.init_keep_missing is set (parameters
+        a later stage adds, such as LWS's per-class scales)."""
         loaded = checkpoint.load_any(path)
         fresh = {"params": state.params, **state.model_state}
 
         def pick(kpath, new, old=None):
             name = "/".join(str(getattr(k, "key", k)) for k in kpath)
             if old is None:
-                raise KeyError(f"{path} has no value for {name}")
+                if self.config.init_keep_missing:
+                    log.info("init_from: %s has no value for %s; keeping the fresh init", path, name)
+                    return new
+                raise KeyError(f"{path} has no value for {name} (set init_keep_missing=True to keep its "
+                               "fresh init)")
             if tuple(np.shape(old)) != tuple(new.shape):
                 if self.config.init_reset_head:
                     log.warning("init_from: %s has shape %s in %s, model wants %s; keeping the fresh "

@@ -81,10 +81,7 @@ def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
             m = _quiet(evaluate_checkpoint, c, src, None, False)
         elif method in STAGE2:
             src = stage1(STAGE2[method])[0]
-            if method == "crt":
-                c.init_from = src                  # same parameter tree
-            else:
-                c.longtail.warm_start = src        # adds the LWS scales
+            c.init_from = src                      # lws / mislas: init_keep_missing for the LWS scales
             m = _quiet(train.train_and_evaluate, c, os.path.join(tmp, f"{method}{seed}"), False)
         else:
             m = stage1(method)[1]

@@ -6,30 +6,27 @@ tau-normalisation at inference, decoupled stage-2 training of the classifier onl
 learning, the multi-expert losses of RIDE and SADE, LADE and IB, and the survey's metrics (top-1,
 many/medium/few, relative accuracy).
 
-Stage 2 starts from a stage-1 checkpoint either with the platform's `init_from` (the
-trees must match: cRT, tau-norm) or with `longtail.warm_start`, which leaves the leaves the
-stage-1 checkpoint lacks (LWS scales) at their fresh init. During stage 2 the frozen
+Stage 2 starts from a stage-1 checkpoint with the platform's `init_from`; LWS and MiSLAS
+configs set `init_keep_missing`, so the LWS scales the stage-1 checkpoint lacks keep their
+fresh init. During stage 2 the frozen
 backbone stays in train mode by default, so its BatchNorm statistics are re-estimated on
 the stage-2 (class-balanced) batches: MiSLAS's "shifted BN"; `freeze_bn` keeps them.
 """
 import functools
-import logging
 from typing import Mapping
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import checkpoint, models, optim
+from common import models, optim
 from common.classification import ClassificationTask, compute_dtype
 from common.data import pipeline
 from common.tasks import register_task
 from longtail import heads, losses, metrics, samplers
 
 HEAD_NAMES = ("linear", "fc", "head", "classifier")      # the classifier's name in each model family
-log = logging.getLogger(__name__)
 
 
 @register_task("longtail")
@@ -40,8 +37,6 @@ class LongTailTask(ClassificationTask):
             raise ValueError("Remix (longtail.remix_kappa > 0) is defined with plain CE and mixup: set "
                              "longtail.loss='ce' and longtail.mixup_alpha > 0")
         super().__init__(config)
-        # read here, not lazily: init is traced (eval_shape / jit) and orbax cannot restore there
-        self.stage1_variables = jax.device_get(checkpoint.load_any(self.lt.warm_start)) if self.lt.warm_start else None
 
     # ------------------------------------------------------------------ model
     def build_model(self):
@@ -49,35 +44,6 @@ class LongTailTask(ClassificationTask):
         head = heads.make_head(lt.head, lt.cosine_scale, lt.ncm_distance, with_features=lt.loss == "ib")
         kwargs = c.kwargs.to_dict() | ({"head": head} if head is not None else {})
         return models.create_model(c.name, num_classes=c.num_classes, dtype=compute_dtype(c.dtype), **kwargs)
-
-    def init_variables(self, rng):
-        variables = super().init_variables(rng)
-        return self.warm_started(variables) if self.lt.warm_start else variables
-
-    def warm_started(self, fresh):
-        """Every leaf of `fresh` that the stage-1 checkpoint has is replaced by it (same shape
-        required); the others (new head parameters such as LWS scales) keep their init."""
-        loaded, kept = self.stage1_variables, []
-
-        def pick(kpath, leaf):
-            name = "/".join(str(getattr(k, "key", k)) for k in kpath)
-            value = leaf.unbox() if isinstance(leaf, nn.meta.AxisMetadata) else leaf
-            old = loaded
-            for k in name.split("/"):
-                old = old.get(k) if isinstance(old, Mapping) else None
-            if old is None:
-                kept.append(name)
-                return leaf
-            if tuple(np.shape(old)) != tuple(value.shape):
-                raise ValueError(f"warm_start: {name} is {np.shape(old)} in {self.lt.warm_start}, "
-                                 f"the model wants {value.shape}")
-            new = jnp.asarray(np.asarray(old), value.dtype)
-            return leaf.replace_boxed(new) if isinstance(leaf, nn.meta.AxisMetadata) else new
-
-        out = jax.tree_util.tree_map_with_path(pick, fresh, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
-        if kept:
-            log.info("warm_start from %s: fresh init kept for %s", self.lt.warm_start, ", ".join(kept))
-        return out
 
     # ------------------------------------------------------------------ data
     @functools.cached_property

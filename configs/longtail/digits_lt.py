@@ -6,8 +6,8 @@ scikit-learn's digits, in seconds per run on a CPU.
 Methods (the part after the colon; `,test` appended gives a few-step smoke run, `,demo`
 or nothing the full Digits-LT recipe, a minute or two on a CPU; a bare `:test` / `:demo` is CE):
 see METHODS. Decoupled stage 2 starts from a stage-1 (CE / mixup) workdir:
-  crt:           --config.init_from=STAGE1            (same parameter tree)
-  lws, mislas:   --config.longtail.warm_start=STAGE1  (adds the LWS scales)
+  crt, lws, mislas:  --config.init_from=STAGE1  (lws / mislas keep the LWS scales the stage-1
+                     checkpoint lacks at their init: init_keep_missing)
   ncm:           python -m longtail.ncm --config=configs/longtail/digits_lt.py:ncm --checkpoint=STAGE1 --out=DIR
 SADE's test-time aggregation on a trained `sade` run:
   python -m longtail.sade_tta --config=configs/longtail/digits_lt.py:sade --checkpoint=SADE_DIR --out=DIR
@@ -65,9 +65,8 @@ def longtail_fields(c):
         # heads (spec §3.3): linear | cosine | lws | ncm
         head="linear", cosine_scale=30.0, ncm_distance="l2",
         # decoupled stage 2: train only the classifier (its weights at head_lr_scale x lr; LWS
-        # scales at the full lr); warm_start = stage-1 checkpoint whose missing leaves stay fresh;
-        # freeze_bn keeps the backbone's BN statistics (default: re-estimated, "shifted BN")
-        train_only_head=False, head_lr_scale=1.0, warm_start="", freeze_bn=False,
+        # scales at the full lr); freeze_bn keeps the backbone's BN statistics (default: re-estimated, "shifted BN")
+        train_only_head=False, head_lr_scale=1.0, freeze_bn=False,
         las_head=0.3, las_tail=0.0,                                    # MiSLAS label-aware smoothing
         paired_sampler="", bbn_div_epochs=0.0,                         # BBN: second stream, T_div (0: all)
         ride_diversity=-0.2, ride_reweight_factor=0.02, ride_temperature=1.0, sade_tau=2.0,
@@ -118,6 +117,7 @@ def get_config(arg=None):
     c.schedule.name, c.schedule.warmup_epochs, c.schedule.min_lr = "cosine", 0.0, 0.0
     c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 1000, 1000
     if method in ("crt", "lws", "mislas"):   # stage 2: 10 epochs on the frozen stage-1 backbone
+        c.init_keep_missing = method != "crt"  # the LWS scales are new
         c.num_epochs, c.init_reset_head = 10.0, False
     if preset == "test":
         c.num_train_steps = 4

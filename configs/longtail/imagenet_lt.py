@@ -5,9 +5,9 @@
   # decoupled stage 2 on a stage-1 run:
   python -m common.train --config=configs/longtail/imagenet_lt.py:crt --workdir=DIR2 --config.init_from=DIR
 
-  # LWS / MiSLAS stage 2 add the LWS scales, so they warm-start instead (missing leaves stay fresh):
+  # LWS / MiSLAS stage 2 the same way (their configs keep the new LWS scales at their init):
   python -m common.train --config=configs/longtail/imagenet_lt.py:mislas --workdir=DIR2 \
-      --config.longtail.warm_start=MIXUP_DIR
+      --config.init_from=MIXUP_DIR
   # NCM: centroids of the stage-1 features, then evaluate
   python -m longtail.ncm --config=configs/longtail/imagenet_lt.py:ncm --checkpoint=DIR --out=NCM_DIR
 
@@ -79,6 +79,7 @@ def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", datase
         c.init_reset_head = False           # survey code warm-starts the head from stage 1
     if method == "mislas":                  # MiSLAS stage 2: 10 epochs, lr 0.1, cosine
         c.num_epochs = 10.0
+    c.init_keep_missing = method in ("lws", "mislas")   # stage 2 adds the LWS scales
     if method == "bbn":                     # T_div: 90 -> 100 and 180 -> 200 epochs (BBN code)
         c.longtail.bbn_div_epochs = {90: 100.0, 180: 200.0}.get(epochs, float(epochs))
     if method == "ride":                    # Ensemble-codebase RIDE: B 64, lr 0.025, nesterov, LDAM-DRW steps

@@ -32,7 +32,7 @@ def test_lws_trains_only_the_scales_and_mislas_shifts_bn(tmp_path):
     stage1 = _stage1(tmp_path)
     before = checkpoint.load_any(stage1)
     lws = _config("lws")
-    lws.longtail.warm_start, lws.longtail.freeze_bn = stage1, True
+    lws.init_from, lws.longtail.freeze_bn = stage1, True
     train.train_and_evaluate(lws, str(tmp_path / "lws"), progress=False)
     after = checkpoint.load_any(str(tmp_path / "lws"))
     for k in ("kernel", "bias"):
@@ -42,7 +42,7 @@ def test_lws_trains_only_the_scales_and_mislas_shifts_bn(tmp_path):
     jax.tree_util.tree_map(np.testing.assert_array_equal, after["batch_stats"], before["batch_stats"])   # frozen BN
 
     mislas = _config("mislas")
-    mislas.longtail.warm_start = stage1
+    mislas.init_from = stage1
     train.train_and_evaluate(mislas, str(tmp_path / "mislas"), progress=False)
     after = checkpoint.load_any(str(tmp_path / "mislas"))
     np.testing.assert_array_equal(after["params"]["layer2_0"]["conv1"]["kernel"],
