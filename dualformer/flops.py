@@ -16,7 +16,8 @@ from common.layers.basic import set_token_chunking
 from dualformer.model import VARIANTS, DualFormer, create_model
 
 # Official GFLOPs per view (fvcore MACs, backbone only) at 32x224x224: README totals over
-# 4x1 views (T 240, S 636, B 1072) / 4; the spec measured 60.09 / 158.69 / 267.96 per view.
+# 4x1 views (T 240, S 636, B 1072) / 4; fvcore on the official backbone (sail-sg/dualformer
+# mmaction/models/backbones/dualformer.py, instantiated on CPU) gives 60.09 / 158.69 / 267.96 per view.
 PAPER_GMACS = {"dualformer_tiny": 60.0, "dualformer_small": 159.0, "dualformer_base": 268.0}
 
 

@@ -1,4 +1,5 @@
-"""Class-sensitive losses of the survey (spec §5.2), as pure functions of logits [B, C],
+"""Class-sensitive losses of the survey (Vanint/Awesome-LongTailed-Learning Main-codebase
+loss/*.py, Ensemble-codebase model/loss.py), as pure functions of logits [B, C],
 integer labels [B] and per-class training counts [C]."""
 import jax
 import jax.numpy as jnp

@@ -1,6 +1,7 @@
-"""The survey's evaluation (spec §8): top-1, many/medium/few-shot accuracy as unweighted
+"""The survey's evaluation (Vanint/Awesome-LongTailed-Learning: Main-codebase utils.py shot_acc,
+Ensemble-codebase test.py): top-1, many/medium/few-shot accuracy as unweighted
 means of per-class recall over groups defined by *training* counts, and relative accuracy
-RA = 100 * A_t / A_u with the upper reference UA = max(A_v, A_b)."""
+RA = 100 * A_t / A_u with the upper reference UA = max(A_v, A_b) (the survey's Tables 4-5)."""
 import numpy as np
 
 

@@ -1,4 +1,5 @@
-"""The survey's two-branch and multi-expert models (spec §3.4, §3.5), built from the
+"""The survey's two-branch (Megvii-Nanjing/BBN) and multi-expert models (RIDE / SADE,
+Ensemble-codebase model/fb_resnets/Expert_ResNeXt.py), built from the
 blocks of common/layers/resnet.py, for both backbone families (torchvision ResNet /
 ResNeXt, and the CIFAR ResNet with option-A shortcuts).
 

@@ -1,4 +1,5 @@
-"""SADE's test-time self-supervised aggregation (optional stage, spec §5.4).
+"""SADE's test-time self-supervised aggregation (optional stage; Vanint/SADE-AgnosticLT
+test_training_imagenet.py).
 
   python -m longtail.sade_tta --config=configs/longtail/digits_lt.py:sade --checkpoint=SADE_DIR --out=DIR
   python -m common.evaluate --config=configs/longtail/digits_lt.py:sade --checkpoint=DIR

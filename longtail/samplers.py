@@ -1,4 +1,6 @@
-"""Re-sampling (spec §5.1) as epoch orders: each function maps (labels, epoch, seed) to the
+"""Re-sampling (facebookresearch/classifier-balancing data/ClassAwareSampler.py,
+MixedPrioritizedSampler.py, ClassPrioritySampler.py; Megvii-Nanjing/BBN's reversed sampler)
+as epoch orders: each function maps (labels, epoch, seed) to the
 array of dataset indices read in that epoch, for common.data.pipeline's `order_fn`.
 
 Class c is drawn with probability p_c proportional to n_c^q (q=1 instance-balanced,

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from common.layers import DropPath, Mlp, dense, dot_product_attention, drop_path_rates, trunc_normal
 from common.layers.basic import torch_bias_init, torch_conv_init
 
-# Stage layout of the released models (paper Table 1 / official poolformer.py, §3.9 of the spec).
+# Stage layout of the released models (paper Table 1 / official sail-sg/poolformer models/poolformer.py,
+# poolformer_s12..poolformer_m48).
 S_DIMS, M_DIMS = (64, 128, 320, 512), (96, 192, 384, 768)
 VARIANTS = {
     "poolformer_s12": dict(depths=(2, 2, 6, 2), dims=S_DIMS, layer_scale_init=1e-5, crop_pct=0.9),
@@ -24,7 +25,7 @@ VARIANTS = {
     "poolformer_s36": dict(depths=(6, 6, 18, 6), dims=S_DIMS, layer_scale_init=1e-6, crop_pct=0.9),
     "poolformer_m36": dict(depths=(6, 6, 18, 6), dims=M_DIMS, layer_scale_init=1e-6, crop_pct=0.95),
     "poolformer_m48": dict(depths=(8, 8, 24, 8), dims=M_DIMS, layer_scale_init=1e-6, crop_pct=0.95),
-    # Ablation / hybrid models of official models/metaformer.py (spec §3.6): S12 layout.
+    # Ablation / hybrid models of official models/metaformer.py (paper Table 5): S12 layout.
     "metaformer_id_s12": dict(depths=(2, 2, 6, 2), dims=S_DIMS, mixers=("identity",) * 4, crop_pct=0.9),
     "metaformer_pppa_s12_224": dict(depths=(2, 2, 6, 2), dims=S_DIMS, norm="ln", crop_pct=0.95,
                                     mixers=("pooling", "pooling", "pooling", "attention"),

@@ -18,7 +18,7 @@ import numpy as np
 from common.layers import DropPath, Mlp, dense, dot_product_attention
 from common.layers.basic import torch_bias_init, torch_conv_init, trunc_normal
 
-# sail-sg/volo models/volo.py volo_d1..d5 (spec §3.10); the resolution suffix only changes
+# sail-sg/volo models/volo.py, functions volo_d1..volo_d5; the resolution suffix only changes
 # the position-embedding grid (image_size / 16).
 _D = {
     "d1": dict(layers=(4, 4, 8, 2), embed_dims=(192, 384, 384, 384), num_heads=(6, 12, 12, 12),

@@ -1,5 +1,5 @@
 """dualformer_base_k400: the official recipe (sail-sg/dualformer configs/recognition/dualformer/; its figures
-are the RECIPES row in dualformer_tiny_k400.py, spec §5). Fine-tunes (Diving-48, HMDB51, UCF101)
+are the RECIPES row in dualformer_tiny_k400.py). Fine-tunes (Diving-48, HMDB51, UCF101)
 start from the converted K400 checkpoint: --config.init_from=DIR --config.init_reset_head=True."""
 from common.config import load_sibling
 

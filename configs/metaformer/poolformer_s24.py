@@ -1,5 +1,6 @@
 """PoolFormer-S24 on ImageNet-1k: the S12 recipe with this variant's drop-path and crop
-(spec §3.9); see poolformer_s12.py for the sources of every field."""
+(sail-sg/poolformer README, models/poolformer.py default_cfgs); see poolformer_s12.py
+for the sources of every field."""
 from common.config import load_sibling
 
 

@@ -36,8 +36,8 @@ def test_weight_decay_only_touches_masked_leaves():
 
 
 def test_timm_cosine_schedule_with_warmup_and_cooldown():
-    """Spec: starts at 1e-6, ramps linearly over 5 epochs, cosine phase t/T_decay, then
-    cooldown at min_lr."""
+    """timm's CosineLRScheduler as sail-sg/poolformer train.py runs it: starts at 1e-6, ramps
+    linearly over 5 epochs, cosine phase t/T_decay, then cooldown at min_lr."""
     c = classification_config()
     c.schedule.warmup_epochs, c.schedule.warmup_init_lr, c.schedule.min_lr = 5, 1e-6, 1e-5
     c.schedule.cooldown_epochs = 10

@@ -10,7 +10,8 @@ import dualformer
 from dualformer.convert import inflate_2d, load_inflated, official_shapes
 from dualformer.model import DualFormer, GPAttention, LWAttention
 
-# Official integers (spec §4/§10: the official backbone instantiated and counted), K400 head.
+# Official integers (sail-sg/dualformer mmaction/models/backbones/dualformer.py instantiated and
+# counted; the README rounds them to 21.8M / 48.9M / 86.8M), K400 head.
 COUNTS = {  # (variant, frames): (backbone, backbone + 400-way head)
     ("dualformer_tiny", 32): (21_767_360, 21_972_560),
     ("dualformer_small", 32): (48_908_064, 49_215_664),

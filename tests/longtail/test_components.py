@@ -1,4 +1,4 @@
-"""Long-tail components on hand-made inputs (spec §11): losses, samplers, metrics, data."""
+"""Long-tail components on hand-made inputs: losses, samplers, metrics, data."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -1,5 +1,6 @@
-"""Classifier heads (spec §3.3), the BBN and multi-expert models (§3.4-3.6): outputs on
-hand-made inputs against numpy / torch re-computations, parameter counts (§11.1-2)."""
+"""Classifier heads, the BBN and multi-expert models (Megvii-Nanjing/BBN, Ensemble-codebase
+Expert_ResNeXt.py): outputs on hand-made inputs against numpy / torch re-computations,
+parameter counts (counted analytically from the official layer definitions) and shapes."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -58,7 +59,7 @@ def test_tau_normalise():
 
 
 def test_heads_plug_into_the_backbone_under_its_classifier_name():
-    assert _count(create_model("resnet32", 10, head=heads.make_head("cosine"))) == 464_144      # spec §3.6
+    assert _count(create_model("resnet32", 10, head=heads.make_head("cosine"))) == 464_144      # LDAM-DRW, analytic
     assert _count(create_model("resnet32", 100, head=heads.make_head("cosine"))) == 469_904
     assert _count(create_model("resnet32", 10, head=heads.make_head("lws"))) == 464_154 + 10
     exposing = create_model("resnet32", 10, head=heads.make_head("linear", with_features=True))
@@ -71,7 +72,7 @@ def test_heads_plug_into_the_backbone_under_its_classifier_name():
 
 
 def test_bbn_parameter_counts_and_train_logits_mix_linearly():
-    assert _count(create_model("bbn_resnet32", 10)) == 538_778                     # spec §3.6
+    assert _count(create_model("bbn_resnet32", 10)) == 538_778                     # Megvii-Nanjing/BBN, analytic
     assert _count(create_model("bbn_resnet32", 100)) == 550_388
     model = create_model("bbn_resnet32", 4, blocks=1)
     x, x_rb = jax.random.normal(jax.random.PRNGKey(1), (2, 2, 8, 8, 3))
@@ -93,7 +94,7 @@ def test_bbn_parameter_counts_and_train_logits_mix_linearly():
 
 def test_multi_expert_parameter_counts_and_shapes():
     rx = create_model("multi_expert_resnext50_32x4d", 1000)
-    assert _count(rx, 64) == 42_889_024                       # spec §3.6: 42.89 M
+    assert _count(rx, 64) == 42_889_024                       # Expert_ResNeXt.py, analytic: 42.89 M
     assert _count(create_model("multi_expert_resnet50", 1000), 64) == 43_677_248     # 43.68 M
     out = jax.eval_shape(lambda: rx.init_with_output(jax.random.PRNGKey(0), jnp.zeros((2, 224, 224, 3)))[0])
     assert out["logits"].shape == (2, 1000) and out["expert_logits"].shape == (2, 3, 1000)

@@ -1,5 +1,6 @@
 """The method-specific losses (MiSLAS label-aware smoothing, RIDE, SADE, LADE) against numpy
-re-computations on hand-made inputs (spec §5.2-5.4, §11.4), and BBN's paired sampler."""
+re-computations on hand-made inputs (the formulas of Ensemble-codebase model/loss.py, MiSLAS
+methods.py and Main-codebase loss/LADELoss.py), and BBN's paired sampler."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -67,7 +68,7 @@ def test_ride_temperatures():
 
 
 def test_sade_inverse_prior_and_loss():
-    np.testing.assert_allclose(losses.inverse_prior([5, 3, 1]), np.array([1, 3, 5]) / 9)          # spec §11.4
+    np.testing.assert_allclose(losses.inverse_prior([5, 3, 1]), np.array([1, 3, 5]) / 9)          # SADE's DiverseExpertLoss
     np.testing.assert_allclose(losses.inverse_prior([3, 5, 1]), np.array([3, 1, 5]) / 9)          # rank reversal
     z = RNG.normal(size=(6, 3, 4))
     pi = COUNTS / COUNTS.sum()

@@ -9,7 +9,7 @@ import pytest
 import metaformer
 from metaformer.model import MetaFormerBlock, Pooling, norm_layer
 
-COUNTS = {  # official integers (spec §3.6, §3.9), measured on sail-sg/poolformer and timm
+COUNTS = {  # official integers, counted on sail-sg/poolformer models/{poolformer,metaformer}.py and timm
     "poolformer_s12": 11_915_176, "poolformer_s24": 21_388_968, "poolformer_s36": 30_862_760,
     "poolformer_m36": 56_172_520, "poolformer_m48": 73_473_448,
     "metaformer_id_s12": 11_915_176, "metaformer_pppa_s12_224": 14_038_440,

@@ -54,7 +54,8 @@ def test_per_module_counts(full_params):
 
 
 def test_network_indices_shift_with_transitions(full_params):
-    """Blocks and Downsamples share the official `network` list (spec pitfall 7)."""
+    """Blocks and Downsamples share the official `network` list (houqb/VisionPermutator
+    models/vip.py, VisionPermutator.network)."""
     def entries(p):
         return sorted({k.split("_")[1] + ("" if k.count("_") == 2 else "*")
                        for k in p if k.startswith("network_")})

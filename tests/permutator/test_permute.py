@@ -72,7 +72,8 @@ def test_mix_width_matches_loops(shape):
 
 def test_segments_are_contiguous_channel_blocks():
     """A kernel that only moves height position 0 -> 1 inside segment slots must move channel
-    g*S+s of row 0 to row 1 unchanged (c = g*S + s, not s*G + g: spec pitfall 2)."""
+    g*S+s of row 0 to row 1 unchanged (c = g*S + s, not s*G + g: the layout of
+    houqb/VisionPermutator models/vip.py, WeightedPermuteMLP.forward)."""
     h, s, g = 2, 3, 2
     kernel = np.zeros((h * s, h * s), np.float32)
     for t in range(s):

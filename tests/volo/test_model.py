@@ -10,7 +10,7 @@ import volo
 from volo.model import OutlookAttention, fold, mix_token_mask, unfold
 from volo.task import dense_token_targets, mixtoken_box
 
-COUNTS = {  # official integers (spec §3.10; official code = timm, counted by instantiation)
+COUNTS = {  # official integers (sail-sg/volo models/volo.py = timm volo.py, counted by instantiation)
     "volo_d1_224": 26_632_040, "volo_d2_224": 58_678_336, "volo_d3_224": 86_325_072,
     "volo_d4_224": 192_961_520, "volo_d5_224": 295_455_584, "volo_d1_384": 26_777_960,
     "volo_d2_384": 58_872_896, "volo_d3_448": 86_626_128, "volo_d4_448": 193_413_104,
