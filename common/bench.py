@@ -1,12 +1,11 @@
 """Throughput, FLOPs and MFU of a config's model, optionally beside a PyTorch reference.
 
-  python -m common.bench --config=configs/metaformer/poolformer_s12.py --batch 16 \
-      --reference timm:poolformer_s12
-  python -m common.bench --config=configs/permutator/vip_s7.py --batch 16 \
-      --reference permutator:vip_s7@/path/to/official/checkout
+  python -m common.bench --config=CONFIG.py --batch 16 --reference timm:MODEL_NAME
+  python -m common.bench --config=CONFIG.py --batch 16 --reference PKG:NAME@/path/to/official/checkout
 
-Train step = forward + backward + optimizer update (the task's real train_step, Mixup
-included); inference = forward in eval mode. Figures are medians over timed steps after
+Train step = the task's real train_step (forward + backward + optimizer update of every
+network, Mixup included) on the task's `synthetic_batch`; inference = the task's
+`predict_step`. Figures are medians over timed steps after
 compilation. FLOPs come from XLA's cost analysis of the compiled programs; MFU divides
 achieved FLOP/s by this machine's matmul peak, measured in the same run. The last line
 printed is one JSON object with every figure.
@@ -51,25 +50,40 @@ def _flops(compiled) -> float:
     return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
-def bench_jax(config, batch: int, steps: int) -> dict:
-    from common import sharding
-    from common.layers.basic import set_token_chunking
-    from common.runner import Run
+def _prepared(config, batch: int, token_chunk: int | None = None):
+    """The config at this batch, with one update per step; `token_chunk` overrides the
+    model's MLP chunking where its factory takes one."""
+    from common import models
+    config = config.copy_and_resolve_references()
     config.unlock()
     config.batch_size = batch
-    config.optim.grad_accum_steps = 1
-    if config.data.num_train_examples <= 0:   # the schedule's length only; no data is read
-        config.data.num_train_examples = 1000 * batch
+    if "grad_accum_steps" in config.get("optim", {}):
+        config.optim.grad_accum_steps = 1
+    data = config.get("data", {})
+    if "num_train_examples" in data and data.num_train_examples <= 0:   # the schedule's length only
+        data.num_train_examples = 1000 * batch
+    if token_chunk is not None and models.accepts(config.model.name, "token_chunk"):
+        config.model.kwargs.token_chunk = token_chunk
     config.lock()
-    run = Run(config)
-    task = run.task
-    state = run.init_state()
-    batch_np = task.synthetic_batch(batch) if hasattr(task, "synthetic_batch") else _synthetic_batch(task, batch)
-    gb = sharding.global_batch(batch_np, run.mesh)
-    rng = jax.random.PRNGKey(0)
+    return config
 
-    train_step = run.jit_train_step()
-    train_c = train_step.lower(state, gb, rng).compile()
+
+def _compiled_steps(config, batch: int, token_chunk: int | None = None):
+    """(state, global batch, compiled train step, compiled predict step) of a fresh run."""
+    from common import sharding
+    from common.runner import Run
+    run = Run(_prepared(config, batch, token_chunk))
+    state = run.init_state()
+    gb = sharding.global_batch(run.task.synthetic_batch(batch), run.mesh)
+    rng = jax.random.PRNGKey(0)
+    train = run.jit_train_step().lower(state, gb, rng).compile()
+    predict = jax.jit(run.task.predict_step).lower(state, gb).compile()
+    return state, gb, train, predict
+
+
+def bench_jax(config, batch: int, steps: int) -> dict:
+    state, gb, train_c, predict_c = _compiled_steps(config, batch)
+    rng = jax.random.PRNGKey(0)
     holder = {"state": state}
 
     def one_train():
@@ -77,36 +91,20 @@ def bench_jax(config, batch: int, steps: int) -> dict:
         jax.block_until_ready(m)
 
     t_train = _median_time(one_train, steps)
-
-    def forward(params, model_state, images):
-        return task.apply_model(params, model_state, images, train=False)[0]
-
-    fwd = jax.jit(forward)
-    fwd_c = fwd.lower(holder["state"].params, holder["state"].model_state, gb["image"]).compile()
-    t_infer = _median_time(lambda: jax.block_until_ready(
-        fwd_c(holder["state"].params, holder["state"].model_state, gb["image"])), steps)
-    # XLA's cost analysis counts a loop body once: count FLOPs on the unchunked programs.
-    set_token_chunking(False)
-    try:
-        # fresh lambdas: a new trace, not jit's cached (chunked) one
-        train_flops = _flops(jax.jit(lambda s, b, r: task.train_step(s, b, r)).lower(
-            holder["state"], gb, rng).compile())
-        infer_flops = _flops(jax.jit(lambda *a: forward(*a)).lower(
-            holder["state"].params, holder["state"].model_state, gb["image"]).compile())
-    finally:
-        set_token_chunking(True)
+    t_infer = _median_time(lambda: jax.block_until_ready(predict_c(holder["state"], gb)), steps)
+    # XLA's cost analysis counts a loop body once: count FLOPs on programs without MLP chunking.
+    _, _, train_flat, predict_flat = _compiled_steps(config, batch, token_chunk=0)
     return {"train_step_s": t_train, "train_examples_per_s": batch / t_train,
             "infer_step_s": t_infer, "infer_examples_per_s": batch / t_infer,
-            "train_flops_per_step": train_flops, "infer_flops_per_step": infer_flops,
+            "train_flops_per_step": _flops(train_flat), "infer_flops_per_step": _flops(predict_flat),
             "devices": jax.device_count(), "platform": jax.devices()[0].platform,
             "dtype": config.model.dtype}
 
 
-def _synthetic_batch(task, batch: int) -> dict:
-    x = np.asarray(task.dummy_input(batch))
-    rng = np.random.default_rng(0)
-    return {"image": rng.standard_normal(x.shape).astype(np.float32),
-            "label": rng.integers(0, task.num_classes, batch).astype(np.int32)}
+def _prepared_task(config, batch: int):
+    from common import tasks
+    c = _prepared(config, batch)
+    return tasks.get_task(c.task)(c)
 
 
 def build_reference(spec: str, num_classes: int):
@@ -162,8 +160,7 @@ def run_benchmark(config, batch: int, steps: int, reference: str = "") -> dict:
               "train_mfu": ours["train_flops_per_step"] / ours["train_step_s"] / peak,
               "infer_mfu": ours["infer_flops_per_step"] / ours["infer_step_s"] / peak}
     if reference:
-        s = int(config.data.image_size)
-        shape = (batch, s, s, 3)
+        shape = np.shape(_prepared_task(config, batch).synthetic_batch(batch)["image"])
         ref = bench_torch(build_reference(reference, config.model.num_classes), shape,
                           config.model.num_classes, steps)
         result.update({f"reference_{k}": v for k, v in ref.items()})

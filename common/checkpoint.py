@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from common.train_state import SINGLE
+
 log = logging.getLogger(__name__)
 
 
@@ -59,8 +61,9 @@ class Checkpointer:
 
 
 def save_variables(out_dir: str, variables: Any) -> str:
-    """Write a variables tree ({'params': ..., 'batch_stats': ...}) as an orbax checkpoint
-    that `common.evaluate --checkpoint` and `config.init_from` read."""
+    """Write a variables tree ({'params': ..., 'batch_stats': ...}), or one per network
+    ({'generator': {'params': ...}, ...}), as an orbax checkpoint that
+    `common.evaluate --checkpoint` and `config.init_from` read."""
     path = os.path.abspath(out_dir)
     if os.path.exists(path):
         shutil.rmtree(path)
@@ -77,9 +80,10 @@ def load_variables(path: str) -> Any:
         return ckptr.restore(path)
 
 
-def load_any(path: str, abstract_state: Any = None) -> dict:
-    """Variables {'params', ...} from either a `save_variables` directory, a training
-    workdir (its latest checkpoint), or one step directory of a training run."""
+def load_nets(path: str) -> dict[str, dict]:
+    """{network: variables {'params', ...}} from a `save_variables` directory (one network's
+    variables, or {network: variables}), a training workdir (its latest checkpoint; EMA
+    params where kept), or one step directory of a training run."""
     path = os.path.abspath(path)
     if os.path.isdir(os.path.join(path, "checkpoints")):
         path = os.path.join(path, "checkpoints")
@@ -89,6 +93,19 @@ def load_any(path: str, abstract_state: Any = None) -> dict:
     if os.path.isdir(os.path.join(path, "state")):
         with ocp.StandardCheckpointer() as ckptr:
             state = ckptr.restore(os.path.join(path, "state"))
-        params = state["ema_params"] if state.get("ema_params") is not None else state["params"]
-        return {"params": params, **(state.get("model_state") or {})}
-    return load_variables(path)
+        return {name: {"params": net["ema_params"] if net.get("ema_params") is not None else net["params"],
+                       **(net.get("model_state") or {})}
+                for name, net in state["nets"].items()}
+    variables = load_variables(path)
+    return {SINGLE: variables} if "params" in variables else variables
+
+
+def load_any(path: str, net: str = SINGLE) -> dict:
+    """The variables of one network (see `load_nets`); a checkpoint of a single network
+    serves any name."""
+    nets = load_nets(path)
+    if net in nets:
+        return nets[net]
+    if len(nets) == 1:
+        return next(iter(nets.values()))
+    raise KeyError(f"{path} holds the networks {sorted(nets)}, not {net!r}")

@@ -1,9 +1,11 @@
-"""The `classification` task shared by metaformer, volo, permutator, dualformer, longtail.
+"""The `classification` task: one network trained with softmax cross-entropy on images
+(or clips), evaluated by top-1 / top-5.
 
 Papers that train differently subclass `ClassificationTask` and override only the hook
-that differs: `make_datasets`/`train_element`/`eval_element` (data), `mix` (Mixup/CutMix
-or token mixing), `loss` (objective), `logits` (reading the model output),
-`eval_metrics` / `finalize_eval` (the paper's metric).
+that differs: `train_element`/`eval_element` (data), `mix` (Mixup/CutMix or token
+mixing), `loss` (objective), `logits` (reading the model output), `eval_params` (the
+weights evaluated), `eval_metrics` / `finalize_eval` (per-batch sums and the paper's
+metric from their totals).
 """
 import functools
 from typing import Any, Mapping
@@ -16,8 +18,9 @@ import optax
 
 from common import models, optim
 from common.data import mixup, pipeline, sources, transforms
-from common.tasks import register_task
-from common.train_state import TrainState
+from common.evaluators import SumEvaluator
+from common.tasks import Task, register_task
+from common.train_state import Network, TrainState
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -29,9 +32,9 @@ def compute_dtype(name: str):
 
 
 @register_task("classification")
-class ClassificationTask:
+class ClassificationTask(Task):
     def __init__(self, config):
-        self.config = config
+        super().__init__(config)
         self.num_classes = int(config.model.num_classes)
         self.model = self.build_model()
         self.accum = max(1, int(config.optim.grad_accum_steps))
@@ -59,7 +62,7 @@ class ClassificationTask:
     # ------------------------------------------------------------------ data
     def source(self, split: str):
         d = self.config.data
-        return sources.data_source(d.name, split, d.data_dir)
+        return sources.data_source(d.name, split, d.data_dir, d.builder)
 
     def num_train_examples(self) -> int:
         if self._num_train is None:
@@ -74,6 +77,15 @@ class ClassificationTask:
     def total_steps(self) -> int:
         """Loop steps (micro-batches) of the whole run."""
         return optim.total_train_steps(self.config, self.steps_per_epoch()) * self.accum
+
+    def examples_per_step(self) -> int:
+        return self.micro_batch_size
+
+    def synthetic_batch(self, batch_size: int) -> dict:
+        x = np.asarray(self.dummy_input(batch_size))
+        rng = np.random.default_rng(0)
+        return {"image": rng.standard_normal(x.shape).astype(np.float32),
+                "label": rng.integers(0, self.num_classes, batch_size).astype(np.int32)}
 
     def train_element(self, record: Mapping, rng: np.random.Generator) -> dict:
         if not hasattr(self, "_train_tf"):
@@ -101,22 +113,28 @@ class ClassificationTask:
         return None
 
     # ------------------------------------------------------------------ state
-    def optimizer(self, params_like=None):
-        return optim.make_optimizer(self.config, self.steps_per_epoch(), params_like)
+    @functools.cached_property
+    def params_like(self):
+        """The params' structure in creation order (layer-wise lr decay numbers blocks by it)."""
+        return nn.meta.unbox(jax.eval_shape(self.init_variables, jax.random.PRNGKey(0))["params"])
+
+    def optimizer(self):
+        return optim.make_optimizer(self.config, self.steps_per_epoch(), self.params_like)
+
+    def param_groups(self):
+        return {"model": optim.ParamGroups(self.config.optim.groups, self.params_like)}
 
     def init(self, rng) -> TrainState:
         variables = self.init_variables(rng)
         params = variables["params"]
         model_state = {k: v for k, v in variables.items() if k != "params"}
-        tx, _ = self.optimizer(params)
-        return TrainState.create(params, tx, model_state, ema=self.config.optim.ema_decay > 0)
+        tx, _ = self.tx_and_schedule
+        return TrainState.create(model=Network.create(params, tx, model_state,
+                                                      ema=self.config.optim.ema_decay > 0))
 
     @functools.cached_property
     def tx_and_schedule(self):
-        params_like = None
-        if self.config.optim.layer_decay > 0:
-            params_like = nn.meta.unbox(jax.eval_shape(self.init_variables, jax.random.PRNGKey(0))["params"])
-        return self.optimizer(params_like)
+        return self.optimizer()
 
     def learning_rate(self, step) -> float:
         return float(self.tx_and_schedule[1](step))
@@ -133,7 +151,8 @@ class ClassificationTask:
             m.prob, m.switch_prob, m.label_smoothing)
         return images, targets, {}
 
-    def loss(self, outputs, targets, batch) -> tuple[jnp.ndarray, dict]:
+    def loss(self, outputs, targets, batch, step, rng) -> tuple[jnp.ndarray, dict]:
+        """(scalar loss, extra metrics); `step` is the loop step, `rng` a key of this step."""
         logits = self.logits(outputs).astype(jnp.float32)
         return jnp.mean(optax.softmax_cross_entropy(logits, targets)), {}
 
@@ -147,36 +166,36 @@ class ClassificationTask:
 
     def train_step(self, state: TrainState, batch, rng):
         k_mix, k_drop, k_path = jax.random.split(rng, 3)
+        k_loss = jax.random.fold_in(rng, 3)
         images, targets, extra = self.mix(k_mix, batch)
+        net = state.model
 
         def loss_fn(params):
             outputs, new_model_state = self.apply_model(
-                params, state.model_state, images, train=True,
+                params, net.model_state, images, train=True,
                 rngs={"dropout": k_drop, "drop_path": k_path}, **extra)
-            loss, aux = self.loss(outputs, targets, {**batch, "step": state.step})
+            loss, aux = self.loss(outputs, targets, batch, state.step, k_loss)
             return loss, (aux, new_model_state)
 
-        (loss, (aux, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (aux, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
         tx, schedule = self.tx_and_schedule
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        ema = state.ema_params
-        if ema is not None:
-            d = self.config.optim.ema_decay
-            ema = jax.tree_util.tree_map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+        net = net.apply_gradients(grads, tx, self.config.optim.ema_decay, new_model_state)
         metrics = {"train/loss": loss, "lr": schedule(state.step),
                    "train/grad_norm": optax.global_norm(grads), **aux}
-        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                                  model_state=new_model_state, ema_params=ema)
-        return new_state, metrics
+        return state.update(model=net), metrics
 
-    def eval_params(self, state: TrainState):
-        return state.ema_params if state.ema_params is not None else state.params
+    def eval_params(self, net: Network):
+        return net.eval_params()
+
+    def predict_step(self, state: TrainState, batch):
+        net = state.model
+        return self.apply_model(self.eval_params(net), net.model_state, batch["image"], train=False)[0]
 
     def eval_step(self, state: TrainState, batch) -> dict:
-        outputs, _ = self.apply_model(self.eval_params(state), state.model_state, batch["image"],
-                                      train=False)
-        return self.eval_metrics(self.logits(outputs).astype(jnp.float32), batch)
+        return self.eval_metrics(self.logits(self.predict_step(state, batch)).astype(jnp.float32), batch)
+
+    def make_evaluator(self, eval_pass):
+        return SumEvaluator(self.finalize_eval)
 
     def eval_metrics(self, logits, batch) -> dict:
         labels, mask = batch["label"], batch.get("mask", jnp.ones(labels_shape(batch), jnp.float32))

@@ -13,17 +13,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.task = "classification"
+    c.task = "classification"         # a registered task: NAME, MODULE:NAME or MODULE (common.tasks)
     c.seed = 0
 
     c.model = ml_collections.ConfigDict()
-    c.model.name = ""
+    c.model.name = ""                  # PACKAGE:VARIANT, e.g. "mypackage:tiny" (common.models)
     c.model.num_classes = 1000
     c.model.dtype = "float32"          # compute dtype; params stay float32
     c.model.kwargs = ml_collections.ConfigDict()  # forwarded to create_model (e.g. drop_path_rate)
 
     c.data = ml_collections.ConfigDict()
     c.data.name = ""                   # tfds name, e.g. "imagenet2012" or "digits"
+    c.data.builder = ""                # module defining the tfds builder if tfds has none, e.g. "common.data.digits"
     c.data.data_dir = ""               # tfds data_dir ("" = tfds default ~/tensorflow_datasets)
     c.data.train_split = "train"
     c.data.eval_split = "validation"
@@ -49,19 +50,24 @@ def base_config() -> ml_collections.ConfigDict:
     # No decay on leaves with ndim <= 1 (biases, norm scales, layer-scale) nor on leaves
     # whose path contains one of these names (position embeddings, class tokens, ...).
     c.optim.no_decay_names = ("pos_embed", "cls_token", "pos_embedding")
+    c.optim.decay_vectors = False      # True: 1-d leaves decay too (PyTorch's default without a no-decay group)
     c.optim.clip_norm = 0.0            # 0 = no clipping
     c.optim.grad_accum_steps = 1
     c.optim.ema_decay = 0.0            # 0 = no EMA of params
-    c.optim.layer_decay = 0.0          # 0 = off; else lr *= decay^(L - layer_id) (fine-tuning)
+    # Parameter groups: ordered rules, the first whose regex matches a parameter's path decides
+    # (common.optim.ParamGroups), e.g. ({"pattern": "^backbone/", "lr_mult": 0.1},
+    # {"pattern": "^backbone/(stem|layer1_)", "frozen": True}, {"pattern": ".*", "layer_decay": 0.75}).
+    c.optim.groups = ()
 
     c.schedule = ml_collections.ConfigDict()
-    c.schedule.name = "cosine"         # cosine | linear | step | constant
+    c.schedule.name = "cosine"         # cosine | linear | step | constant | cosine_by_epoch
     c.schedule.warmup_epochs = 5.0
     c.schedule.warmup_init_lr = 1e-6
     c.schedule.min_lr = 1e-5
     c.schedule.cooldown_epochs = 0.0   # timm's cooldown at min_lr after the decay
     c.schedule.step_epochs = ()        # step schedule: epochs at which lr *= step_factor
     c.schedule.step_factor = 0.1
+    c.schedule.warmup_ratio = 0.1      # cosine_by_epoch: warmup starts at this fraction (mmcv's default)
 
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "model": 1})
     # logical axis -> mesh axes. Models name their kernel axes with these logical names.
@@ -127,6 +133,7 @@ def digits_preset(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Conf
     if arg not in ("test", "demo"):
         raise ValueError(f"unknown preset {arg!r}: test | demo")
     c.data.name = "digits"
+    c.data.builder = "common.data.digits"
     c.model.num_classes = 10
     c.data.image_size = 32
     c.data.crop_pct = 1.0

@@ -4,6 +4,10 @@ A paper's `convert.py` is a table of (source-name pattern -> Flax path, tensor
 transform) rows handed to `convert_with_rules`; everything else (reading files,
 checking that every source key is consumed and every Flax leaf filled, writing an
 orbax checkpoint that common.evaluate / common.train load) lives here once.
+
+  python -m common.convert torchvision resnet50.pth OUT_DIR [--arch resnet50] [--norm frozen]
+
+converts torchvision's ImageNet ResNets for common/layers/resnet.py.
 """
 import argparse
 import os
@@ -143,17 +147,44 @@ def check_against(converted: Mapping, expected: Mapping, allow_missing: Iterable
 
 
 # ---------------------------------------------------------------- CLI
+def write(variables: dict, src: str, out_dir: str) -> str:
+    """Save converted variables as an orbax checkpoint (common.checkpoint.save_variables)."""
+    from common import checkpoint  # imported late: keeps `import <paper>.convert` light
+
+    path = checkpoint.save_variables(out_dir, variables)
+    n = sum(int(np.prod(v.shape)) for v in flatten(variables).values())
+    print(f"wrote {n:,} values from {src} to {path}")
+    return path
+
+
 def convert_main(convert_state_dict: Callable[[Mapping[str, np.ndarray]], dict],
                  argv: Sequence[str] | None = None, description: str = "") -> str:
     """`python -m <paper>.convert SRC OUT_DIR`: read, convert, write an orbax checkpoint."""
-    from common import checkpoint  # imported late: keeps `import <paper>.convert` light
-
     parser = argparse.ArgumentParser(description=description or "Convert an official checkpoint.")
     parser.add_argument("src", help="official .pth / .pth.tar / .safetensors file")
     parser.add_argument("out_dir", help="directory for the converted orbax checkpoint")
     args = parser.parse_args(argv)
-    variables = convert_state_dict(load_state_dict(args.src))
-    path = checkpoint.save_variables(args.out_dir, variables)
-    n = sum(int(np.prod(v.shape)) for v in flatten(variables).values())
-    print(f"wrote {n:,} values from {args.src} to {path}")
-    return path
+    return write(convert_state_dict(load_state_dict(args.src)), args.src, args.out_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    """`python -m common.convert torchvision SRC.pth OUT_DIR [--arch resnet50] [--norm frozen]`:
+    torchvision ImageNet weights -> the variables of common.layers.resnet's model."""
+    from common.layers import resnet
+
+    parser = argparse.ArgumentParser(prog="python -m common.convert",
+                                     description="Convert public weights into an orbax checkpoint.")
+    sources = parser.add_subparsers(dest="source", required=True)
+    tv = sources.add_parser("torchvision", help="a torchvision ResNet / ResNeXt state_dict (.pth)")
+    tv.add_argument("src", help="state_dict file, e.g. resnet50-11ad3fa6.pth")
+    tv.add_argument("out_dir", help="directory for the converted orbax checkpoint")
+    tv.add_argument("--arch", default="resnet50", choices=sorted(resnet.TORCHVISION))
+    tv.add_argument("--norm", default="batch", choices=resnet.NORMS,
+                    help="frozen: the BatchNorm affines go to batch_stats for FrozenBatchNorm")
+    args = parser.parse_args(argv)
+    variables = resnet.convert_torchvision(load_state_dict(args.src), args.arch, args.norm)
+    return write(variables, args.src, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()

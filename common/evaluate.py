@@ -1,7 +1,10 @@
 """Evaluate a checkpoint on a split and print the task's metrics.
 
-  python -m common.evaluate --config=configs/metaformer/poolformer_s12.py --checkpoint=DIR
+  python -m common.evaluate --config=CONFIG.py --checkpoint=DIR
   python -m common.evaluate --config=... --checkpoint=WORKDIR --split=validation
+
+Prints one JSON object, {pass name: {metric: value}}, for every evaluation pass of the task
+(`--split` runs the same passes over another split).
 
 --checkpoint is a converted official checkpoint (`python -m <paper>.convert SRC DIR`), a
 training workdir (its newest checkpoint, EMA params if it keeps them), or one step
@@ -11,6 +14,7 @@ import json
 import logging
 
 import jax
+import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -33,7 +37,7 @@ def main(argv):
         raise app.UsageError("--checkpoint is required")
     metrics = evaluate_checkpoint(_CONFIG.value, _CKPT.value, _SPLIT.value)
     if jax.process_index() == 0:
-        print(json.dumps(metrics))
+        print(json.dumps(metrics, default=lambda a: np.asarray(a).tolist()))
 
 
 if __name__ == "__main__":

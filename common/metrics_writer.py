@@ -4,6 +4,7 @@ import json
 import os
 
 import jax
+import numpy as np
 
 
 class MetricsWriter:
@@ -28,14 +29,23 @@ class MetricsWriter:
             f.writelines(keep)
 
     def write(self, step: int, metrics: dict) -> None:
+        """Scalars go to JSONL and TensorBoard; arrays of shape [H, W, C] / [N, H, W, C]
+        (C in 1, 3, 4) to TensorBoard as images, other arrays as histograms."""
         if not self.enabled:
             return
-        row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+        scalars = {k: float(v) for k, v in metrics.items() if np.ndim(v) == 0}
         with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        for k, v in row.items():
-            if k != "step":
-                self._tb.add_scalar(k, v, step)
+            f.write(json.dumps({"step": int(step), **scalars}) + "\n")
+        for k, v in scalars.items():
+            self._tb.add_scalar(k, v, step)
+        for k, v in metrics.items():
+            if k in scalars:
+                continue
+            v = np.asarray(v)
+            if is_image(v):
+                self._tb.add_images(k, _to_uint8(v if v.ndim == 4 else v[None]), step, dataformats="NHWC")
+            else:
+                self._tb.add_histogram(k, v.astype(np.float64).ravel(), step)
         self._tb.flush()
 
     def close(self):
@@ -53,3 +63,14 @@ def _step_of(line: str) -> int:
 def read_metrics(workdir: str) -> list[dict]:
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def is_image(v: np.ndarray) -> bool:
+    return v.ndim in (3, 4) and v.shape[-1] in (1, 3, 4) and v.shape[-2] > 4
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] (or uint8 as they are) -> uint8."""
+    if images.dtype == np.uint8:
+        return images
+    return (np.clip(images.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,43 +1,45 @@
-"""Registry of model factories by name, filled by the paper packages.
+"""Registry of model factories by name, filled by the packages that define the models.
 
-`create_model("poolformer_s12", num_classes=10)` finds the package that registered the
-name (importing the paper packages on first use) and calls its factory.
+A config names a model as `PACKAGE:NAME` (e.g. `mypackage:tiny`): the package
+is imported, which registers its variants, and the factory is called. A bare `NAME` works
+once its package has been imported.
+
+  create_model("mypackage:tiny", num_classes=10)
 """
-import importlib
-from typing import Callable
+import functools
+import inspect
+from typing import Callable, Iterable
 
 import flax.linen as nn
 
-# Packages that register models when imported; listed so a name resolves without the
-# caller importing the right package first.
-MODEL_PACKAGES = ("metaformer", "volo", "permutator", "dualformer", "longtail")
+from common.registry import Registry
 
-_FACTORIES: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
-def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
-    if name in _FACTORIES and _FACTORIES[name] is not factory:
-        raise ValueError(f"model {name!r} is registered twice")
-    _FACTORIES[name] = factory
+def register_model(name: str, factory: Callable[..., nn.Module], module: str = "") -> None:
+    MODELS.register(name, factory, module or getattr(factory, "__module__", ""))
 
 
-def _import_packages() -> None:
-    for pkg in MODEL_PACKAGES:
-        try:
-            importlib.import_module(pkg)
-        except ModuleNotFoundError as e:
-            if e.name != pkg:  # the package exists but is broken: say so
-                raise
+def register_variants(module: str, names: Iterable[str], factory: Callable[..., nn.Module]) -> None:
+    """Register `factory(name, **kwargs)` under every variant name of a family's table;
+    `module` is the registering package (its `__name__`)."""
+    for name in names:
+        register_model(name, functools.partial(factory, name), module)
 
 
 def available_models() -> list[str]:
-    _import_packages()
-    return sorted(_FACTORIES)
+    return MODELS.names()
+
+
+def model_factory(name: str) -> Callable[..., nn.Module]:
+    return MODELS.get(name)
+
+
+def accepts(name: str, argument: str) -> bool:
+    """Whether the named model's factory takes `argument` (e.g. `token_chunk`)."""
+    return argument in inspect.signature(model_factory(name)).parameters
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    if name not in _FACTORIES:
-        _import_packages()
-    if name not in _FACTORIES:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(available_models())}")
-    return _FACTORIES[name](**kwargs)
+    return model_factory(name)(**kwargs)

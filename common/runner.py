@@ -1,6 +1,9 @@
 """Pieces of a run shared by common.train, common.evaluate and common.bench: building the
-mesh and task, initialising the state straight into its sharding, jitting the steps
-with explicit shardings, and evaluating over a split."""
+mesh and task, initialising the state straight into its sharding, loading `init_from`
+weights into its networks, jitting the steps with explicit shardings, and running the
+task's evaluation passes with host-side evaluators."""
+import dataclasses
+import functools
 import logging
 from typing import Any
 
@@ -8,7 +11,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from common import checkpoint, sharding, tasks
+from common import checkpoint, evaluators, sharding, tasks
+from common.evaluators import EvalPass
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +34,52 @@ class Run:
             nn.meta.unbox(boxed), self.state_sharding)
         self.batch_sharding = sharding.batch_sharding(self.mesh)
         self.replicated = sharding.replicated(self.mesh)
+        self._eval_steps: dict[EvalPass, Any] = {}
 
     def init_state(self):
         """Initialise under jit with out_shardings: no host ever holds the full state."""
         init = jax.jit(lambda r: nn.meta.unbox(self.task.init(r)), out_shardings=self.state_sharding)
         state = init(self.init_rng)
+        self.log_param_groups(state)
         if self.config.init_from:
             state = self.load_init(state, self.config.init_from)
         return state
 
-    def load_init(self, state, path: str):
-        """Start from converted/earlier weights; a head whose shape differs is re-initialised
-        when config.init_reset_head is set (fine-tuning on a new label set), and leaves the
-        checkpoint lacks keep their fresh init when config.init_keep_missing is set (parameters
-        a later stage adds, such as LWS's per-class scales)."""
-        loaded = checkpoint.load_any(path)
-        fresh = {"params": state.params, **state.model_state}
+    def log_param_groups(self, state) -> None:
+        for name, groups in self.task.param_groups().items():
+            if groups.rules:
+                log.info("network %s: %s", name, groups.describe(state[name].params))
+
+    def load_init(self, state, spec: str):
+        """Start from converted/earlier weights. `spec` is `PATH` (every network the checkpoint
+        holds; a single-network checkpoint fills a single-network task) or a comma list of
+        `NETWORK=PATH` (e.g. `generator=/ckpt/g`). A head whose shape differs is
+        re-initialised when config.init_reset_head is set (fine-tuning on a new label set),
+        and leaves the checkpoint lacks keep their fresh init when config.init_keep_missing
+        is set (parameters a later stage adds, such as LWS's per-class scales)."""
+        nets = dict(state.nets)
+        for item in spec.split(","):
+            target, sep, path = item.partition("=")
+            if not sep:
+                target, path = "", item
+            loaded = checkpoint.load_nets(path)
+            if target:
+                pairs = {target: checkpoint.load_any(path, target)}
+            elif len(loaded) == 1 and len(nets) == 1:
+                pairs = {next(iter(nets)): next(iter(loaded.values()))}
+            else:
+                pairs = {n: v for n, v in loaded.items() if n in nets}
+                if not pairs:
+                    raise KeyError(f"init_from: {path} holds the networks {sorted(loaded)}, the task has "
+                                   f"{sorted(nets)}; name one as NETWORK=PATH")
+            for name, variables in pairs.items():
+                if name not in nets:
+                    raise KeyError(f"init_from: the task has no network {name!r} (it has {sorted(nets)})")
+                nets[name] = self._load_network(nets[name], variables, path)
+        return state.replace(nets=nets)
+
+    def _load_network(self, net, loaded: dict, path: str):
+        fresh = {"params": net.params, **net.model_state}
 
         def pick(kpath, new, old=None):
             name = "/".join(str(getattr(k, "key", k)) for k in kpath)
@@ -64,11 +98,10 @@ class Run:
                                  f"{new.shape} (set init_reset_head=True to re-initialise it)")
             return jax.device_put(np.asarray(old, new.dtype), new.sharding)
 
-        merged = jax.tree_util.tree_map_with_path(
-            lambda p, n: pick(p, n, _lookup(loaded, p)), fresh)
+        merged = jax.tree_util.tree_map_with_path(lambda p, n: pick(p, n, _lookup(loaded, p)), fresh)
         params = merged.pop("params")
-        return state.replace(params=params, model_state=merged,
-                             ema_params=params if state.ema_params is not None else None)
+        return net.replace(params=params, model_state=merged,
+                           ema_params=params if net.ema_params is not None else None)
 
     def jit_train_step(self):
         return jax.jit(self.task.train_step,
@@ -76,36 +109,48 @@ class Run:
                        out_shardings=(self.state_sharding, self.replicated),
                        donate_argnums=(0,))
 
-    def jit_eval_step(self):
-        return jax.jit(self.task.eval_step, in_shardings=(self.state_sharding, self.batch_sharding),
-                       out_shardings=self.replicated)
+    def jit_eval_step(self, eval_pass: EvalPass):
+        """One compiled program per pass (its step_kwargs are static)."""
+        if eval_pass not in self._eval_steps:
+            step = functools.partial(self.task.eval_step, **eval_pass.kwargs)
+            self._eval_steps[eval_pass] = jax.jit(step, in_shardings=(self.state_sharding, self.batch_sharding),
+                                                  out_shardings=self.replicated)
+        return self._eval_steps[eval_pass]
 
-    def evaluate(self, state, split: str | None = None, eval_step=None, progress: bool = False) -> dict:
-        split = split or self.config.data.eval_split
-        eval_step = eval_step or self.jit_eval_step()
-        ds = self.task.input_pipeline(split, jax.process_index(), jax.process_count(), train=False)
-        sums = None
-        it = iter(ds)
-        if progress and jax.process_index() == 0:
-            from tqdm import tqdm
-            it = tqdm(it, desc=f"eval {split}", leave=False)
-        for local in it:
-            out = eval_step(state, sharding.global_batch(local, self.mesh))
-            sums = out if sums is None else jax.tree_util.tree_map(np.add, sums, out)
-        sums = jax.tree_util.tree_map(np.asarray, jax.device_get(sums))
-        return self.task.finalize_eval(sums)
+    def eval_passes(self, split: str | None = None) -> list[EvalPass]:
+        """The task's passes; with `split`, the same passes over that split."""
+        passes = self.task.eval_passes()
+        return [dataclasses.replace(p, split=split) for p in passes] if split else passes
+
+    def evaluate(self, state, passes: list[EvalPass] | None = None, progress: bool = False) -> dict:
+        """{pass name: metrics} of every pass; the host scores batch i while the device runs i+1."""
+        results = {}
+        for p in passes or self.eval_passes():
+            step = self.jit_eval_step(p)
+            batches = self.task.input_pipeline(p.split, jax.process_index(), jax.process_count(), train=False)
+            if progress and jax.process_index() == 0:
+                from tqdm import tqdm
+                batches = tqdm(batches, desc=f"{p.name} {p.split}", leave=False)
+            outputs = (step(state, sharding.global_batch(local, self.mesh)) for local in batches)
+            results[p.name] = evaluators.run_pass(self.task.make_evaluator(p), outputs)
+        return results
+
+
+def flat_metrics(results: dict) -> dict:
+    """{pass: {metric: v}} -> {'pass/metric': v}."""
+    return {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
 
 
 def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, progress: bool = True) -> dict:
-    """The task's metrics of a checkpoint (converted official weights, a training workdir,
-    or one step directory) on a split."""
+    """{pass name: metrics} of a checkpoint (converted official weights, a training workdir,
+    or one step directory) on the task's eval passes, or on `split`."""
     config.unlock()
     config.init_from = checkpoint_path
     config.init_reset_head = False       # evaluating with a head that does not fit is an error
     config.lock()
     run = Run(config)
     state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
-    return run.evaluate(state, split, progress=progress)
+    return run.evaluate(state, run.eval_passes(split), progress=progress)
 
 
 def _lookup(tree: Any, kpath) -> Any:

@@ -1,7 +1,7 @@
 """Train any registered task from a config file.
 
   python -m common.train --config=configs/demo.py --workdir=/tmp/demo
-  python -m common.train --config=configs/metaformer/poolformer_s12.py:test --workdir=DIR \
+  python -m common.train --config=CONFIG.py:test --workdir=DIR \
       --config.batch_size=64 --config.optim.lr=2e-3
   # multi-process (one command per process; auto-detected on TPU pods / SLURM):
   python -m common.train ... --coordinator_address=HOST:PORT --num_processes=2 --process_id=0
@@ -19,12 +19,13 @@ import sys
 import time
 
 import jax
+import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
 from common import checkpoint, distributed, sharding
 from common.metrics_writer import MetricsWriter
-from common.runner import Run
+from common.runner import Run, flat_metrics
 
 log = logging.getLogger("common.train")
 
@@ -68,15 +69,28 @@ class _Stop:
         self.requested, self.signum = True, signum
 
 
-def _check_finite(step: int, metrics: dict) -> None:
-    loss = float(metrics["train/loss"])
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(f"train/loss is {loss} at step {step}; stopping. The last checkpoint "
-                            "(written from a finite state) is kept; lower the lr or check the data.")
+def _windowed(metrics: dict) -> dict:
+    """The scalar `train/...` metrics: averaged over the log window, required finite."""
+    return {k: float(v) for k, v in metrics.items() if k.startswith("train/") and np.ndim(v) == 0}
+
+
+def _check_finite(step: int, scalars: dict) -> None:
+    for name, value in scalars.items():
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"{name} is {value} at step {step}; stopping. The last checkpoint "
+                                "(written from a finite state) is kept; lower the lr or check the data.")
+
+
+def _restored_window(meta: dict) -> dict:
+    window = meta["window"]
+    if "loss_sum" in window:     # checkpoints written before every train/ scalar was windowed
+        return {"sums": {"train/loss": window["loss_sum"]}, "count": window["count"]}
+    return window
 
 
 def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None) -> dict:
-    """Runs (or resumes) training on `devices` (default: all); returns the final eval metrics."""
+    """Runs (or resumes) training on `devices` (default: all); returns the final metrics of
+    every eval pass, {pass name: {metric: value}} (e.g. {'eval': {'top1': ...}})."""
     distributed.assert_same_config(config)
     run = Run(config, devices)
     task = run.task
@@ -85,7 +99,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     dataset = task.input_pipeline(config.data.train_split, jax.process_index(), jax.process_count(),
                                   train=True)
     data_iter = iter(dataset)
-    window = {"loss_sum": 0.0, "count": 0}
+    window = {"sums": {}, "count": 0}
 
     restored = ckpt.restore_latest(run.abstract_state)
     if restored is None:
@@ -93,10 +107,10 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     else:
         start, state, meta = restored
         data_iter.set_state(meta["iterator"])
-        window = meta["window"]
+        window = _restored_window(meta)
         log.info("resumed from step %d in %s", start, workdir)
     writer = MetricsWriter(workdir, resume_step=start)
-    train_step, eval_step = run.jit_train_step(), run.jit_eval_step()
+    train_step = run.jit_train_step()
     stop = _Stop()
     bar = _progress(progress, start, total)
     t_window, n_window = time.perf_counter(), 0
@@ -106,19 +120,22 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     def finish_step(step, metrics):
         nonlocal t_window, n_window
         metrics = jax.device_get(metrics)
-        _check_finite(step, metrics)
-        window["loss_sum"] += float(metrics["train/loss"])
+        scalars = _windowed(metrics)
+        _check_finite(step, scalars)
+        for k, v in scalars.items():
+            window["sums"][k] = window["sums"].get(k, 0.0) + v
         window["count"] += 1
         n_window += 1
         if step % config.log_every_steps == 0 or step == total:
             dt = time.perf_counter() - t_window
-            row = {"train/loss": window["loss_sum"] / window["count"], "lr": metrics["lr"],
-                   "examples_per_sec": n_window * task.micro_batch_size / max(dt, 1e-9)}
-            row.update({k: v for k, v in metrics.items() if k not in ("train/loss", "lr")})
+            row = {k: v for k, v in metrics.items() if k not in scalars}
+            row.update({k: v / window["count"] for k, v in window["sums"].items()})
+            row["examples_per_sec"] = n_window * task.examples_per_step() / max(dt, 1e-9)
             writer.write(step, row)
             if bar is not None:
-                bar.set_postfix(loss=f"{row['train/loss']:.4f}", lr=f"{float(metrics['lr']):.2e}")
-            window.update(loss_sum=0.0, count=0)
+                bar.set_postfix({k.removeprefix("train/"): f"{row[k]:.4f}" for k in list(scalars)[:3]}
+                                | ({"lr": f"{float(row['lr']):.2e}"} if "lr" in row else {}))
+            window.update(sums={}, count=0)
             t_window, n_window = time.perf_counter(), 0
 
     try:
@@ -137,12 +154,11 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
                 finish_step(*pending)
                 pending = None
             if step % config.eval_every_steps == 0 or step == total:
-                eval_metrics = run.evaluate(state, eval_step=eval_step)
-                writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+                eval_metrics = run.evaluate(state)
+                flat = flat_metrics(eval_metrics)
+                writer.write(step, flat)
                 if jax.process_index() == 0:
-                    _print(bar, f"step {step}: " + ", ".join(
-                        f"eval/{k}={v:.4f}" if isinstance(v, float) else f"eval/{k}={v}"
-                        for k, v in eval_metrics.items()))
+                    _print(bar, f"step {step}: " + format_metrics(flat))
             if step % config.checkpoint_every_steps == 0 or step == total or stop.requested:
                 ckpt.save(step, state, {"iterator": data_iter.get_state(), "window": window})
             if stop.requested:
@@ -172,6 +188,12 @@ def _progress(enabled: bool, start: int, total: int):
     return tqdm(total=total, initial=start, desc="train", dynamic_ncols=True, file=sys.stderr)
 
 
+def format_metrics(metrics: dict) -> str:
+    """Scalars of a flat metrics dict as `name=value, ...` (arrays are left to the files)."""
+    return ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in metrics.items() if np.ndim(v) == 0)
+
+
 def _print(bar, msg: str) -> None:
     if bar is not None:
         bar.write(msg)
@@ -192,9 +214,9 @@ def main(argv):
     except Stopped as e:
         print(e, flush=True)
         sys.exit(128 + e.signum)   # the shell's code for "ended by this signal"; the checkpoint is saved
-    if jax.process_index() == 0 and metrics:
-        print("final eval: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in metrics.items()), flush=True)
+    if jax.process_index() == 0:
+        for name, values in metrics.items():
+            print(f"final {name}: " + format_metrics(values), flush=True)
 
 
 if __name__ == "__main__":

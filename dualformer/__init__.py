@@ -1,11 +1,8 @@
 """DualFormer: Local-Global Stratified Transformer for Efficient Video Recognition
 (Liang, Zhou, Zimmermann, Yan; ECCV 2022)."""
-import functools
-
-from common.models import register_model
+from common.models import register_variants
 from dualformer.model import VARIANTS, DualFormer, create_model
 
-for _name in VARIANTS:
-    register_model(_name, functools.partial(create_model, _name))
+register_variants(__name__, VARIANTS, create_model)
 
 __all__ = ["VARIANTS", "DualFormer", "create_model"]

@@ -6,7 +6,8 @@ Differs from `classification` only where the official mmaction recipes do:
 - loss: plain softmax cross-entropy on hard labels (no mixup, no smoothing);
 - evaluation: softmax of every view, averaged per video (`average_clips='prob'`), then
   top-1 / top-5 and mean class accuracy;
-- optimizer: the official parameter groups and per-epoch cosine (dualformer/optim.py).
+- optimizer: the official parameter groups and per-epoch cosine, declared in the configs
+  (`optim.groups`, `schedule.name = "cosine_by_epoch"`).
 """
 from typing import Mapping
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from common.classification import ClassificationTask
 from common.tasks import register_task
-from dualformer import optim, sampling, video_builders  # noqa: F401  (registers the builders)
+from dualformer import sampling
 from dualformer.video_transforms import TestViewsTransform, TrainClipTransform, decode_frames
 
 
@@ -69,9 +70,6 @@ class VideoClassificationTask(ClassificationTask):
         return {"image": self._eval_tf(clips), "label": np.int32(record["label"])}
 
     # ------------------------------------------------------------------ training
-    def optimizer(self, params_like=None):
-        return optim.make_optimizer(self.config, self.steps_per_epoch())
-
     def mix(self, rng, batch):
         return batch["image"], jax.nn.one_hot(batch["label"], self.num_classes), {}
 
@@ -79,7 +77,8 @@ class VideoClassificationTask(ClassificationTask):
     def eval_step(self, state, batch) -> dict:
         views = batch["image"]  # [B, V, T, H, W, 3]
         b, v = views.shape[:2]
-        outputs, _ = self.apply_model(self.eval_params(state), state.model_state,
+        net = state.model
+        outputs, _ = self.apply_model(self.eval_params(net), net.model_state,
                                       views.reshape((b * v,) + views.shape[2:]), train=False)
         probs = average_view_probs(self.logits(outputs), v)
         sums = self.eval_metrics(jnp.log(jnp.maximum(probs, 1e-12)), batch)

@@ -21,7 +21,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from common.data.sources import register_local_builder
 
 
 def read_video(path: str) -> np.ndarray:
@@ -139,6 +138,7 @@ class SyntheticMotion(VideoFolderBuilder):
     ]
     SIZES = {"default": (2048, 256), "small": (32, 16)}
     MANUAL_DOWNLOAD_INSTRUCTIONS = None  # generated
+    PREPARES_ITSELF = True
 
     def _root(self, dl_manager):
         from dualformer import synthetic_motion
@@ -150,10 +150,6 @@ class SyntheticMotion(VideoFolderBuilder):
         return root
 
 
-register_local_builder("kinetics400", __name__)
-register_local_builder("kinetics600", __name__)
-register_local_builder("something_something_v2", __name__)
-register_local_builder("synthetic_motion", __name__, self_preparing=True)
 
 
 class Diving48Videos(VideoFolderBuilder):
@@ -170,6 +166,3 @@ class Ucf101Videos(VideoFolderBuilder):
     """UCF101 split 1 (101 classes) from video files (tfds' own `ucf101` needs TensorFlow)."""
     NUM_CLASSES, LIST_PREFIX = 101, "ucf101"
 
-
-for _name in ("diving48_videos", "hmdb51_videos", "ucf101_videos"):
-    register_local_builder(_name, __name__)

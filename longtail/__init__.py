@@ -1,11 +1,8 @@
 """Deep long-tailed learning (Zhang et al., TPAMI 2023): the survey's methods as composable
 parts (samplers, losses, heads, decoupled training, BBN, multi-expert RIDE / SADE,
 MiSLAS), the LT benchmarks and its metrics."""
-import functools
-
-from common.data.sources import register_local_builder
 from common.layers.resnet import resnet32, resnet50, resnext50_32x4d
-from common.models import register_model
+from common.models import register_variants
 from longtail import models as _models
 
 MODELS = {"resnet32": resnet32, "resnet50": resnet50, "resnext50_32x4d": resnext50_32x4d, **_models.MODELS}
@@ -16,7 +13,4 @@ def create_model(name: str, num_classes: int = 1000, dtype=None, **overrides):
     return MODELS[name](num_classes=num_classes, dtype=dtype or jnp.float32, **overrides)
 
 
-for _name in MODELS:
-    register_model(_name, functools.partial(create_model, _name))
-
-register_local_builder("places_lt", "longtail.places_lt")     # needs manual_dir (the OLTR lists + Places365)
+register_variants(__name__, MODELS, create_model)

@@ -56,7 +56,7 @@ def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
     from longtail import ncm
     balanced = _config("ce", seed)
     balanced.data.train_split = "train_balanced"
-    upper = _quiet(train.train_and_evaluate, balanced, os.path.join(tmp, f"bal{seed}"), False)["top1"]
+    upper = _quiet(train.train_and_evaluate, balanced, os.path.join(tmp, f"bal{seed}"), False)["eval"]["top1"]
     trained: dict[str, tuple[str, dict]] = {}
 
     def config(method):
@@ -68,7 +68,7 @@ def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
         """(workdir, metrics) of a method trained from scratch, once per seed."""
         if method not in trained:
             workdir = os.path.join(tmp, f"{method}{seed}")
-            trained[method] = workdir, _quiet(train.train_and_evaluate, config(method), workdir, False)
+            trained[method] = workdir, _quiet(train.train_and_evaluate, config(method), workdir, False)["eval"]
         return trained[method]
 
     results = {}
@@ -78,11 +78,11 @@ def run_seed(seed: int, methods: list[str], tmp: str) -> dict[str, dict]:
             src = stage1(EVAL_ONLY[method])[0]
             if method == "ncm":
                 src = _quiet(ncm.fit, c, src, os.path.join(tmp, f"ncm{seed}"))
-            m = _quiet(evaluate_checkpoint, c, src, None, False)
+            m = _quiet(evaluate_checkpoint, c, src, None, False)["eval"]
         elif method in STAGE2:
             src = stage1(STAGE2[method])[0]
             c.init_from = src                      # lws / mislas: init_keep_missing for the LWS scales
-            m = _quiet(train.train_and_evaluate, c, os.path.join(tmp, f"{method}{seed}"), False)
+            m = _quiet(train.train_and_evaluate, c, os.path.join(tmp, f"{method}{seed}"), False)["eval"]
         else:
             m = stage1(method)[1]
         if method in methods:

@@ -1,7 +1,8 @@
 """Long-tailed datasets: the Digits-LT stand-in (a tfds builder that prepares itself from
 scikit-learn's bundled digits) and the CIFAR-LT selection procedure.
 
-Digits-LT (spec §7): RandomState(0); per class c = 0..9 shuffle its indices; the first 40
+Digits-LT (our stand-in, with the exponential profile of kaidic/LDAM-DRW imbalance_cifar.py):
+RandomState(0); per class c = 0..9 shuffle its indices; the first 40
 go to `test` (balanced, 400), the next 10 to `validation` (100), the rest form a pool.
 `train` takes n_c = int(120 * (1/50)^(c/9)) = [120, 77, 50, 32, 21, 13, 8, 5, 3, 2] from
 the pool front (331 images), `train_r100` uses (1/100)^(c/9), and `train_balanced` 33 per
@@ -63,6 +64,7 @@ def _images():
 class DigitsLt(tfds.core.GeneratorBasedBuilder):
     """Digits-LT: a long-tailed split of scikit-learn's digits (see module docstring)."""
     VERSION = tfds.core.Version("1.0.0")
+    PREPARES_ITSELF = True            # the data ships with scikit-learn
 
     def _info(self):
         return tfds.core.DatasetInfo(

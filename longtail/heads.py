@@ -1,4 +1,5 @@
-"""Classifier heads of the survey (spec §3.3), pluggable into the backbones of
+"""Classifier heads of the survey (facebookresearch/classifier-balancing models/, tau_norm.py;
+kaidic/LDAM-DRW models/resnet_cifar.py NormedLinear), pluggable into the backbones of
 common/layers/resnet.py through their `head` factory (the head keeps the backbone's
 classifier name, `linear` or `fc`, so stage-1 weights load into it):
 
@@ -91,6 +92,22 @@ class NCMHead(nn.Module):
         centroids = self.variable("ncm", "centroids", jnp.zeros, (self.num_classes, d), jnp.float32)
         mean = self.variable("ncm", "mean", jnp.zeros, (d,), jnp.float32)
         return ncm_logits(x, centroids.value, mean.value, self.distance).astype(self.dtype)
+
+
+CLASSIFIER_NAMES = ("linear", "fc", "head", "classifier")   # the classifier's name in each model family
+
+
+def classifier_name(params) -> str:
+    return next(h for h in CLASSIFIER_NAMES if h in params)
+
+
+def classifier_only_groups(lr_mult: float) -> tuple[dict, ...]:
+    """`optim.groups` of decoupled stage 2 (cRT, LWS, MiSLAS): the backbone is frozen, the
+    classifier's weights train at lr_mult x lr (0: frozen, as in LWS) and LWS's per-class
+    scales at the full lr."""
+    head = "^(" + "|".join(CLASSIFIER_NAMES) + ")/"
+    weights = dict(pattern=head, frozen=True) if lr_mult == 0 else dict(pattern=head, lr_mult=float(lr_mult))
+    return dict(pattern=head + "(.+/)?scale$"), weights, dict(pattern=".", frozen=True)
 
 
 def tau_normalise(head: dict, tau: float) -> dict:

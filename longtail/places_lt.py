@@ -13,7 +13,7 @@ Splits: train 62,500 (365 classes, 4,980 ... 5 per class), validation 7,300 (20 
 from the Places365 train set), test 36,500 (100 per class, the Places365 val set).
 Features: image (JPEG), label (the list's label), file_name (the list's path).
 
-  python -c "from common.data.sources import prepare; prepare('places_lt', manual_dir='DIR')"
+  python -c "from common.data.sources import prepare; prepare('places_lt', manual_dir='DIR', builder='longtail.places_lt')"
 """
 import os
 

@@ -2,7 +2,8 @@
 (`config.longtail`): a sampler, a class-sensitive loss (with DRW), mixup / Remix, a
 classifier head (linear, cosine, LWS, NCM), post-hoc logit adjustment and
 tau-normalisation at inference, decoupled stage-2 training of the classifier only
-(`train_only_head`: cRT, LWS, MiSLAS stage 2), BBN's two data streams with cumulative
+(cRT, LWS, MiSLAS stage 2: `heads.classifier_only_groups` as the config's
+`optim.groups`), BBN's two data streams with cumulative
 learning, the multi-expert losses of RIDE and SADE, LADE and IB, and the survey's metrics (top-1,
 many/medium/few, relative accuracy).
 
@@ -20,13 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import models, optim
+from common import models
 from common.classification import ClassificationTask, compute_dtype
 from common.data import pipeline
 from common.tasks import register_task
 from longtail import heads, losses, metrics, samplers
-
-HEAD_NAMES = ("linear", "fc", "head", "classifier")      # the classifier's name in each model family
 
 
 @register_task("longtail")
@@ -166,8 +165,7 @@ class LongTailTask(ClassificationTask):
                     + lt.lade_weight * losses.lade(logits, labels, counts, lt.lade_remine_lambda))
         raise ValueError(f"unknown longtail.loss {lt.loss!r}")
 
-    def loss(self, outputs, targets, batch):
-        step, rng = batch["step"], jax.random.fold_in(jax.random.PRNGKey(self.config.seed), batch["step"])
+    def loss(self, outputs, targets, batch, step, rng):
         if isinstance(outputs, Mapping) and "conventional" in outputs:
             # BBN: z = W [2 alpha f_c ; 2 (1 - alpha) f_r] + b, loss alpha CE(z, y_c) + (1 - alpha) CE(z, y_r)
             y_c, y_r = targets
@@ -192,30 +190,13 @@ class LongTailTask(ClassificationTask):
             return out, model_state
         return super().apply_model(params, model_state, images, train=train, rngs=rngs, **kwargs)
 
-    def optimizer(self, params_like=None):
-        tx, schedule = super().optimizer(params_like)
-        if not self.lt.train_only_head:
-            return tx, schedule
-        # decoupled stage 2: the backbone gets no update; the classifier's weights train at
-        # head_lr_scale x lr (0: frozen, as in LWS), its LWS scales at the full lr
-        def group(path, _):
-            name = optim.path_str(path)
-            if not any(name.startswith(h + "/") for h in HEAD_NAMES):
-                return "frozen"
-            return "scale" if name.endswith("/scale") else "head"
-
-        scale = float(self.lt.head_lr_scale)
-        head_tx = tx if scale == 1.0 else optax.set_to_zero() if scale == 0.0 else optax.chain(tx, optax.scale(scale))
-        return optax.multi_transform({"head": head_tx, "scale": tx, "frozen": optax.set_to_zero()},
-                                     lambda params: jax.tree_util.tree_map_with_path(group, params)), schedule
-
     # ------------------------------------------------------------------ evaluation
-    def eval_params(self, state):
-        params = super().eval_params(state)
+    def eval_params(self, net):
+        params = super().eval_params(net)
         tau = float(self.lt.tau_norm)
         if tau <= 0:
             return params
-        name = next(h for h in HEAD_NAMES if h in params)
+        name = heads.classifier_name(params)
         return {**params, name: heads.tau_normalise(dict(params[name]), tau)}
 
     def eval_metrics(self, logits, batch):

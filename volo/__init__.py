@@ -1,10 +1,7 @@
 """VOLO: Vision Outlooker for visual recognition (Yuan et al., TPAMI 2022)."""
-import functools
-
-from common.models import register_model
+from common.models import register_variants
 from volo.model import VARIANTS, VOLO, create_model
 
-for _name in VARIANTS:
-    register_model(_name, functools.partial(create_model, _name))
+register_variants(__name__, VARIANTS, create_model)
 
 __all__ = ["VARIANTS", "VOLO", "create_model"]

@@ -1,5 +1,6 @@
 """`volo_token_label`: VOLO's token-labeling objective with MixToken (sail-sg/volo main.py,
-loss/cross_entropy.py TokenLabelCrossEntropy; spec §5.1–5.3).
+loss/cross_entropy.py TokenLabelCrossEntropy, models/volo.py VOLO.forward's MixToken; the targets
+of zihangJiang/TokenLabeling tlt/data/mixup.py).
 
 L = CE_soft(head(cls), t_cls) + 0.5 * CE_soft(aux_head(tokens), t_dense), averaged over
 the batch and over every token. MixToken replaces a box of tokens (one box per batch,
@@ -52,7 +53,7 @@ def crop_token_labels(maps: np.ndarray, box, image_hw, flip: bool, grid: int) ->
     """The annotator's [2, k, mh, mw] map (plane 0 top-k logits, plane 1 class indices), cut
     to the image's crop box (x, y, w, h in pixels of the `image_hw` image) and sampled at the
     centres of the grid x grid tokens. The official loader ROI-aligns the box (and passes its
-    corners transposed, spec §5.2); we sample the box as the image is cropped."""
+    corners transposed, tlt/data/mixup.py); we sample the box as the image is cropped."""
     H, W = image_hw
     mh, mw = maps.shape[-2:]
     if flip:
@@ -107,7 +108,7 @@ class TokenLabelTask(ClassificationTask):
         cls_targets = labels * lam + labels[::-1] * (1.0 - lam)
         return batch["image"], cls_targets, {"mix_box": box}
 
-    def loss(self, outputs, targets, batch):
+    def loss(self, outputs, targets, batch, step, rng):
         smoothing = self.config.mixup.label_smoothing
         aux = outputs["aux_logits"]                                             # B h w C
         if "token_topk_logits" in batch:

@@ -37,6 +37,7 @@ def _split_indices(labels: np.ndarray, split: str) -> np.ndarray:
 class Digits(tfds.core.GeneratorBasedBuilder):
     """scikit-learn digits, 32x32x3 uint8, 10 classes; train 1,438 / validation 359."""
     VERSION = tfds.core.Version("1.0.0")
+    PREPARES_ITSELF = True            # the data ships with scikit-learn
 
     def _info(self):
         return tfds.core.DatasetInfo(

@@ -1,47 +1,34 @@
 """Random-access data sources over tfds array_record datasets, with clear errors.
 
-`data_source(name, split, data_dir)` opens `tfds.data_source`; builders that ship with
-this project and need no download (e.g. `digits`) are prepared on first use. A missing
-dataset raises an error that says how to prepare it; a record that fails to decode
-raises an error naming the dataset, split and index.
+`data_source(name, split, data_dir, builder)` opens `tfds.data_source`. `builder` is the
+module that defines the tfds builder when it is not one of tfds's own (the dataset's
+`config.data.builder`, e.g. `mypackage.data`): importing it registers the builder class.
+A builder class with `PREPARES_ITSELF = True` needs no download (data generated or shipped
+with a PyPI package) and is prepared on first use. A missing dataset raises an error that
+says how to prepare it; a record that fails to decode raises an error naming the dataset,
+split and index.
 """
 import importlib
 import os
 
 import tensorflow_datasets as tfds
 
-# Datasets whose builders live in this repository: name -> (module, needs manual_dir).
-LOCAL_BUILDERS = {
-    "digits": ("common.data.digits", False),
-    "digits_lt": ("longtail.data", False),
-    "cifar_lt": ("longtail.data", False),
-}
-# Builders that prepare themselves from data shipped with a PyPI package.
-SELF_PREPARING = {"digits", "digits_lt"}
-
 
 def _data_dir(data_dir: str) -> str:
     return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
 
 
-def register_local_builder(name: str, module: str, self_preparing: bool = False) -> None:
-    LOCAL_BUILDERS[name] = (module, not self_preparing)
-    if self_preparing:
-        SELF_PREPARING.add(name)
-
-
-def _builder(name: str, data_dir: str):
-    base = name.split("/")[0].split(":")[0]
-    if base in LOCAL_BUILDERS:
-        importlib.import_module(LOCAL_BUILDERS[base][0])  # registers the builder class
+def _builder(name: str, data_dir: str, module: str = ""):
+    if module:
+        importlib.import_module(module)  # registers the builder class
     return tfds.builder(name, data_dir=data_dir, file_format="array_record")
 
 
-def prepare(name: str, data_dir: str = "", manual_dir: str | None = None) -> None:
+def prepare(name: str, data_dir: str = "", manual_dir: str | None = None, builder: str = "") -> None:
     """Build a dataset into data_dir (array_record), as `tfds build` would."""
-    builder = _builder(name, _data_dir(data_dir))
+    b = _builder(name, _data_dir(data_dir), builder)
     cfg = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-    builder.download_and_prepare(download_config=cfg, file_format="array_record")
+    b.download_and_prepare(download_config=cfg, file_format="array_record")
 
 
 class CheckedSource:
@@ -61,20 +48,19 @@ class CheckedSource:
                              f"index {index}: {type(e).__name__}: {e}") from e
 
 
-def data_source(name: str, split: str, data_dir: str = "") -> CheckedSource:
+def data_source(name: str, split: str, data_dir: str = "", builder: str = "") -> CheckedSource:
     data_dir = _data_dir(data_dir)
-    builder = _builder(name, data_dir)
-    if not builder.is_prepared():
-        base = name.split("/")[0].split(":")[0]
-        if base in SELF_PREPARING:
-            prepare(name, data_dir)
+    b = _builder(name, data_dir, builder)
+    if not b.is_prepared():
+        if getattr(type(b), "PREPARES_ITSELF", False):
+            prepare(name, data_dir, builder=builder)
         else:
-            manual = LOCAL_BUILDERS.get(base, (None, True))[1] or name.startswith("imagenet")
+            manual = getattr(type(b), "MANUAL_DOWNLOAD_INSTRUCTIONS", None) or name.startswith("imagenet")
             how = (f"tfds build {name} --data_dir={data_dir} --file_format=array_record"
                    + (" --manual_dir=DIR_WITH_THE_OFFICIAL_FILES" if manual else ""))
-            if base in LOCAL_BUILDERS:
+            if builder:
                 how = (f"python -c \"from common.data.sources import prepare; prepare('{name}', "
-                       f"'{data_dir}', manual_dir='DIR_WITH_THE_OFFICIAL_FILES')\"")
+                       f"'{data_dir}', manual_dir='DIR_WITH_THE_OFFICIAL_FILES', builder='{builder}')\"")
             raise FileNotFoundError(
                 f"dataset {name!r} is not prepared in {data_dir}. Prepare it once with "
                 f"(needs `pip install '.[data]'`):\n  {how}\n"

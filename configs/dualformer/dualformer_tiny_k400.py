@@ -1,5 +1,5 @@
 """DualFormer-T on Kinetics-400 from an ImageNet-1k 2D checkpoint (sail-sg/dualformer
-configs/recognition/dualformer/dualformer_tiny_patch244_window877_kinetics400_1k.py; spec §5).
+configs/recognition/dualformer/dualformer_tiny_patch244_window877_kinetics400_1k.py).
 Every other DualFormer recipe imports `recipe` from here and states its own figures.
 
   python -m dualformer.inflate 2D_CHECKPOINT.pth INFLATED_DIR --variant dualformer_tiny
@@ -14,7 +14,7 @@ from common.config import classification_config, finalize
 KINETICS_MEAN, KINETICS_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)  # RGB, 0..255
 SMALL_SETS_MEAN, SMALL_SETS_STD = (104.0, 117.0, 128.0), (1.0, 1.0, 1.0)          # Diving/HMDB/UCF configs
 
-# Official recipes (configs/recognition/dualformer/*; spec §5 table). micro x accum x 8 GPUs.
+# Official recipes (sail-sg/dualformer configs/recognition/dualformer/*.py). micro x accum x 8 GPUs.
 RECIPES = {
     # name: (variant, dataset, classes, frames, interval, micro_batch, accum, gpus, lr, wd, epochs,
     #        warmup_epochs, drop_path, test_clips, test_crops)
@@ -35,13 +35,14 @@ def recipe(name: str, arg: str | None = None):
     (variant, dataset, classes, frames, interval, micro, accum, gpus, lr, wd, epochs, warmup, drop_path,
      clips, crops) = RECIPES[name]
     c = classification_config()
-    c.task = "video_classification"
-    c.model.name = variant                                      # configs/_base_/models/dualformer/*
+    c.task = "dualformer.task:video_classification"
+    c.model.name = f"dualformer:{variant}"                                # configs/_base_/models/dualformer/*
     c.model.num_classes = classes                               # cls_head.num_classes
     c.model.kwargs.drop_path_rate = drop_path                   # model.backbone.drop_path_rate
     c.model.kwargs.head_dropout = 0.5                           # I3DHead dropout_ratio
     d = c.data
     d.name = dataset
+    d.builder = "dualformer.video_builders"
     d.eval_split = "validation"
     d.num_train_examples = TRAIN_VIDEOS.get(dataset, 0)
     d.clip_len, d.frame_interval = frames, interval             # SampleFrames(clip_len, frame_interval)
@@ -65,7 +66,12 @@ def recipe(name: str, arg: str | None = None):
     c.optim.lr = lr                                             # optimizer lr (head; backbone x0.1)
     c.optim.b1, c.optim.b2, c.optim.eps = 0.9, 0.999, 1e-8      # betas=(0.9, 0.999)
     c.optim.weight_decay = wd
-    c.optim.backbone_lr_mult = 0.1                              # paramwise_cfg custom_keys backbone lr_mult
+    # paramwise_cfg custom_keys {pos_block: decay_mult 0, norm: decay_mult 0, backbone: lr_mult 0.1}:
+    # mmcv applies only the first matching key after sorting them by length (descending), so
+    # backbone.pos_block.* -> lr x1, wd 0; every other backbone tensor (norms and biases
+    # included) -> lr x0.1, wd x1; the head -> lr x1, wd x1. AdamW decays 1-d tensors too.
+    c.optim.groups = (dict(pattern="pos_block", wd_mult=0.0), dict(pattern="^backbone/", lr_mult=0.1))
+    c.optim.no_decay_names, c.optim.decay_vectors = (), True
     c.num_epochs = float(epochs)                                # total_epochs
     c.schedule.name = "cosine_by_epoch"                         # lr_config CosineAnnealing, by_epoch, min_lr 0
     c.schedule.warmup_epochs = warmup                           # warmup='linear', warmup_by_epoch
@@ -96,7 +102,7 @@ def apply_preset(c, arg: str):
     d.mean, d.std = (110.0, 110.0, 110.0), (60.0, 60.0, 60.0)
     d.test_clips, d.test_crops = 2, 1
     k.drop_path_rate, k.head_dropout = 0.0, 0.0
-    c.optim.backbone_lr_mult = 1.0         # trained from scratch: no pretrained backbone to protect
+    c.optim.groups = c.optim.groups[:1]    # trained from scratch: no pretrained backbone to protect (lr x1)
     c.optim.grad_accum_steps = 1
     c.optim.weight_decay = 0.02
     c.schedule.warmup_epochs = 1.0

@@ -1,8 +1,8 @@
-"""CIFAR-100-LT / CIFAR-10-LT with ResNet-32 (kaidic/LDAM-DRW recipe, spec §6):
+"""CIFAR-100-LT / CIFAR-10-LT with ResNet-32 (kaidic/LDAM-DRW cifar_train.py recipe):
 200 epochs, batch 128, SGD 0.9, lr 0.1, wd 2e-4, linear warm-up 5 epochs, x0.01 at 160
 and x0.0001 at 180; DRW from epoch 160. The LT subset is `longtail.data.cifar_lt_indices`
 (legacy RandomState(0), class order) over tfds `cifar100` / `cifar10` train, built once with
-`python -c "from common.data.sources import prepare; prepare('cifar_lt/cifar100_100')"` (needs tfds
+`python -c "from common.data.sources import prepare; prepare('cifar_lt/cifar100_100', builder='longtail.data')"` (needs tfds
 `cifar100` prepared first: `tfds build cifar100 --file_format=array_record`).
 
   python -m common.train --config=configs/longtail/cifar100_lt.py:ldam_drw --workdir=DIR
@@ -22,6 +22,7 @@ def get_config(arg=None):
     classes = 100 if dataset == "cifar100" else 10
     base = "ce" if method == "ib" else method          # IB loss: a CIFAR-only row (set below)
     c = _in.imagenet_lt(base, 200, model="resnet32", dataset=f"cifar_lt/{dataset}_{ratio}", num_classes=classes)
+    c.data.builder = "longtail.data"
     c.data.image_size, c.data.crop_pct = 32, 1.0
     c.data.rrc_scale, c.data.rrc_ratio = (0.77, 1.0), (1.0, 1.0)     # ~ pad-4 random crop of 32
     c.data.color_jitter = 0.0

@@ -1,5 +1,5 @@
-"""Digits-LT (spec §7): every method of the survey's catalogue on a long-tailed split of
-scikit-learn's digits, in seconds per run on a CPU.
+"""Digits-LT (our stand-in, longtail/data.py): every method of the survey's catalogue on a
+long-tailed split of scikit-learn's digits, in seconds per run on a CPU.
 
   python -m common.train --config=configs/longtail/digits_lt.py:balanced_softmax --workdir=DIR
   python -m common.evaluate --config=configs/longtail/digits_lt.py:ce --checkpoint=DIR
@@ -14,7 +14,7 @@ SADE's test-time aggregation on a trained `sade` run:
 """
 from common.config import classification_config, finalize
 
-# method -> config.longtail overrides (spec §5; survey hyperparameters where they apply)
+# method -> config.longtail overrides (survey hyperparameters where they apply)
 METHODS = {
     "ce": {},
     "weighted_ce": {"loss": "weighted_ce"},
@@ -32,14 +32,14 @@ METHODS = {
     "mixup": {"mixup_alpha": 0.2},
     "remix": {"mixup_alpha": 1.0, "remix_kappa": 3.0, "remix_tau": 0.5},
     "tau_norm": {"tau_norm": 1.0},
-    "crt": {"sampler": "class_aware", "train_only_head": True},
+    "crt": {"sampler": "class_aware", "classifier_lr": 1.0},
     # LWS at the recipe's lr (0.025 here) barely moves the scales in Digits-LT's 50 stage-2 steps:
     # seed 0 top-1 / few 66.5 / 25.0 (CE 66.8 / 23.1); --config.optim.lr=0.2 gives 74.8 / 43.1
-    "lws": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.0},
+    "lws": {"sampler": "class_aware", "head": "lws", "classifier_lr": 0.0},
     "ncm": {"head": "ncm", "ncm_distance": "l2"},
     # MiSLAS: stage 1 = `mixup`; stage 2 = class-aware sampler, LWS scales + classifier at 0.05 lr,
     # label-aware smoothing, shifted BN (the frozen backbone's BN statistics re-estimated)
-    "mislas": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.05,
+    "mislas": {"sampler": "class_aware", "head": "lws", "classifier_lr": 0.05,
                "loss": "label_aware_smoothing", "las_head": 0.3, "las_tail": 0.0},
     # BBN over-corrects here: the reversed sampler draws the 4 few-shot classes 85% of the time
     # (seed 0: top-1 26.5, the re-balancing branch predicts the rarest class for 98% of test images)
@@ -57,16 +57,16 @@ METHODS = {
 
 def longtail_fields(c):
     import ml_collections
-    c.task = "longtail"
+    c.task = "longtail.task:longtail"
     c.longtail = ml_collections.ConfigDict(dict(
         sampler="instance", loss="ce", tau=1.0, posthoc_tau=0.0, tau_norm=0.0, focal_gamma=3.0,
         cb_beta=0.9999, ldam_s=30.0, ldam_max_m=0.5, drw_epoch=-1, esql_lambda=4.3e-4, esql_gamma=0.9,
         mixup_alpha=0.0, remix_kappa=0.0, remix_tau=0.5,
-        # heads (spec §3.3): linear | cosine | lws | ncm
+        # heads (longtail/heads.py): linear | cosine | lws | ncm
         head="linear", cosine_scale=30.0, ncm_distance="l2",
-        # decoupled stage 2: train only the classifier (its weights at head_lr_scale x lr; LWS
-        # scales at the full lr); freeze_bn keeps the backbone's BN statistics (default: re-estimated, "shifted BN")
-        train_only_head=False, head_lr_scale=1.0, freeze_bn=False,
+        # decoupled stage 2 (a method's `classifier_lr`, see apply_method): freeze_bn keeps the
+        # frozen backbone's BN statistics (default: re-estimated, "shifted BN")
+        freeze_bn=False,
         las_head=0.3, las_tail=0.0,                                    # MiSLAS label-aware smoothing
         paired_sampler="", bbn_div_epochs=0.0,                         # BBN: second stream, T_div (0: all)
         ride_diversity=-0.2, ride_reweight_factor=0.02, ride_temperature=1.0, sade_tau=2.0,
@@ -77,6 +77,18 @@ def longtail_fields(c):
 
 # methods whose model is not the plain backbone
 MODELS = {"bbn": "bbn_{}", "ride": "multi_expert_{}", "sade": "multi_expert_{}"}
+
+
+def apply_method(c, overrides: dict):
+    """A METHODS row onto the config: `classifier_lr` (decoupled stage 2: only the classifier
+    trains, its weights at this multiple of the lr) becomes `optim.groups`, the rest are
+    config.longtail fields."""
+    from longtail.heads import classifier_only_groups
+    overrides = dict(overrides)
+    if "classifier_lr" in overrides:
+        c.optim.groups = classifier_only_groups(overrides.pop("classifier_lr"))
+    for k, v in overrides.items():
+        c.longtail[k] = v
 
 
 def split_arg(arg: str | None, default: str = "ce") -> tuple[str, list[str], str]:
@@ -92,13 +104,12 @@ def get_config(arg=None):
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
     c = longtail_fields(classification_config())
-    for k, v in METHODS[method].items():
-        c.longtail[k] = v
+    apply_method(c, METHODS[method])
     c.longtail.many_threshold, c.longtail.few_threshold = 40, 10   # Digits-LT groups: 3 / 3 / 4 classes
-    c.model.name = MODELS.get(method, "{}").format("resnet32")
+    c.model.name = "longtail:" + MODELS.get(method, "{}").format("resnet32")
     c.model.num_classes = 10
     c.model.kwargs.blocks = 1                                      # ResNet-8: seconds per run
-    c.data.name = "digits_lt"
+    c.data.name, c.data.builder = "digits_lt", "longtail.data"
     c.data.train_split, c.data.eval_split = "train", "test"
     c.data.image_size = 32
     c.data.crop_pct = 1.0
@@ -111,7 +122,7 @@ def get_config(arg=None):
     c.mixup.label_smoothing = 0.0
     c.batch_size, c.eval_batch_size = 64, 400
     c.num_epochs = 60.0
-    c.optim.name = "sgd"                                            # survey recipe (§6): SGD 0.9, wd 5e-4
+    c.optim.name = "sgd"                                            # survey's recipe: SGD 0.9, wd 5e-4
     c.optim.lr = 0.1 * 64 / 256
     c.optim.momentum, c.optim.weight_decay = 0.9, 5e-4
     c.schedule.name, c.schedule.warmup_epochs, c.schedule.min_lr = "cosine", 0.0, 0.0

@@ -1,4 +1,4 @@
-"""ImageNet-LT with ResNeXt-50 (32x4d): one config per survey row (spec §4–§6).
+"""ImageNet-LT with ResNeXt-50 (32x4d): one config per row of the survey's Tables 4-5.
 
   python -m common.train --config=configs/longtail/imagenet_lt.py:balanced_softmax --workdir=DIR
   python -m common.train --config=configs/longtail/imagenet_lt.py:ce,90 --workdir=DIR      # 90 epochs
@@ -22,7 +22,7 @@ from common.config import classification_config, finalize, load_sibling
 
 _digits = load_sibling(__file__, "digits_lt.py")
 
-# survey row -> config.longtail overrides (survey hyperparameters, spec §5.2)
+# survey row -> config.longtail overrides (survey hyperparameters from its released configs)
 METHODS = {
     "ce": {}, "weighted_ce": {"loss": "weighted_ce"}, "focal": {"loss": "focal", "focal_gamma": 3.0},
     "esql": {"loss": "esql", "esql_lambda": 4.3e-4, "esql_gamma": 0.9},
@@ -32,13 +32,13 @@ METHODS = {
     "cb_sampling": {"sampler": "class_balanced"}, "sr_sampling": {"sampler": "square_root"},
     "pb_sampling": {"sampler": "progressive"}, "mixup": {"mixup_alpha": 0.2},
     "remix": {"mixup_alpha": 1.0, "remix_kappa": 3.0, "remix_tau": 0.5},
-    "tau_norm": {"tau_norm": 0.7}, "crt": {"sampler": "class_aware", "train_only_head": True},
-    "lws": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.0},
+    "tau_norm": {"tau_norm": 0.7}, "crt": {"sampler": "class_aware", "classifier_lr": 1.0},
+    "lws": {"sampler": "class_aware", "head": "lws", "classifier_lr": 0.0},
     "ncm": {"head": "ncm", "ncm_distance": "l2"},          # classifier-balancing default: cl2n + l2
     "lade": {"loss": "lade", "lade_weight": 0.1, "lade_remine_lambda": 0.1},
     # MiSLAS stage 2 (stage 1 = `mixup`): class-aware sampler, classifier at 0.05 x lr + LWS scales,
     # label-aware smoothing 0.3 -> 0.0 (concave), shifted BN
-    "mislas": {"sampler": "class_aware", "train_only_head": True, "head": "lws", "head_lr_scale": 0.05,
+    "mislas": {"sampler": "class_aware", "head": "lws", "classifier_lr": 0.05,
                "loss": "label_aware_smoothing", "las_head": 0.3, "las_tail": 0.0},
     "bbn": {"paired_sampler": "reversed"},
     "ride": {"loss": "ride", "head": "cosine", "cosine_scale": 30.0, "ride_diversity": -0.2,
@@ -52,10 +52,9 @@ MODELS = {"bbn": "bbn_{}", "ride": "multi_expert_{}", "sade": "multi_expert_{}"}
 def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", dataset: str = "imagenet_lt",
                 num_classes: int = 1000):
     c = _digits.longtail_fields(classification_config())
-    for k, v in METHODS[method].items():
-        c.longtail[k] = v
+    _digits.apply_method(c, METHODS[method])
     c.longtail.many_threshold, c.longtail.few_threshold = 100, 20      # Ensemble test.py groups
-    c.model.name, c.model.num_classes = MODELS.get(method, "{}").format(model), num_classes
+    c.model.name, c.model.num_classes = "longtail:" + MODELS.get(method, "{}").format(model), num_classes
     c.data.name = dataset
     c.data.train_split, c.data.eval_split = "train", "test"
     c.data.image_size, c.data.crop_pct = 224, 224 / 256                # resize 256 -> center crop 224
@@ -63,7 +62,7 @@ def imagenet_lt(method: str, epochs: int, model: str = "resnext50_32x4d", datase
     c.data.randaugment, c.data.random_erasing = "", 0.0
     c.data.color_jitter = 0.4                                          # ColorJitter(0.4, 0.4, 0.4, 0)
     c.mixup.prob, c.mixup.label_smoothing = 0.0, 0.0                   # no smoothing in the survey
-    c.batch_size = 256                                                 # survey §6
+    c.batch_size = 256                                                 # survey's recipe
     c.optim.name, c.optim.lr, c.optim.momentum = "sgd", 0.1, 0.9
     c.optim.weight_decay = 5e-4
     c.optim.no_decay_names = ()

@@ -7,7 +7,8 @@ variant-specific fields (drop-path rate, eval crop).
 """
 from common.config import classification_config, digits_preset, finalize
 
-# Per-variant figures of the spec's §3.9 table: stochastic depth and eval crop_pct.
+# Per-variant figures: stochastic depth (sail-sg/poolformer README training command, DROP_PATH)
+# and eval crop_pct (models/poolformer.py default_cfgs).
 DROP_PATH = {"poolformer_s12": 0.1, "poolformer_s24": 0.1, "poolformer_s36": 0.2,
              "poolformer_m36": 0.3, "poolformer_m48": 0.4}
 CROP_PCT = {"poolformer_s12": 0.9, "poolformer_s24": 0.9, "poolformer_s36": 0.9,
@@ -16,9 +17,9 @@ CROP_PCT = {"poolformer_s12": 0.9, "poolformer_s24": 0.9, "poolformer_s36": 0.9,
 
 def recipe(variant: str, arg: str | None = None):
     c = classification_config()
-    c.model.name = variant
+    c.model.name = f"metaformer:{variant}"
     c.model.num_classes = 1000
-    c.model.kwargs.drop_path_rate = DROP_PATH[variant]        # spec §3.9 (train.py --drop-path)
+    c.model.kwargs.drop_path_rate = DROP_PATH[variant]        # README command (train.py --drop-path)
     c.data.name = "imagenet2012"
     c.data.image_size = 224
     c.data.crop_pct = CROP_PCT[variant]                        # official default_cfgs crop_pct

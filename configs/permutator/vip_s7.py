@@ -17,7 +17,7 @@ CROP_PCT = {"vip_s14": 0.9, "vip_s7": 0.9, "vip_m7": 0.9, "vip_l7": 0.875}
 
 def recipe(variant: str, arg: str | None = None):
     c = classification_config()
-    c.model.name = variant
+    c.model.name = f"permutator:{variant}"
     c.model.num_classes = 1000
     c.model.kwargs.drop_path_rate = DROP_PATH[variant]        # see DROP_PATH above
     # The README trains with --apex-amp (fp16 autocast); on GPU/TPU run with

@@ -1,5 +1,5 @@
 """VOLO-D1 at 224 on ImageNet-1k with token labeling (sail-sg/volo README command +
-main.py defaults; spec §5). The other variants and the high-resolution fine-tuning
+main.py defaults). The other variants and the high-resolution fine-tuning
 recipes import `recipe` / `finetune` from here.
 
   python -m common.train --config=configs/volo/volo_d1_224.py --workdir=DIR
@@ -17,8 +17,8 @@ def recipe(variant: str, arg: str | None = None):
     depth = variant.split("_")[1]
     size = int(variant.split("_")[2])
     c = classification_config()
-    c.task = "volo_token_label"                                # main.py --token-label (the released models)
-    c.model.name = variant
+    c.task = "volo.task:volo_token_label"                              # main.py --token-label (the released models)
+    c.model.name = f"volo:{variant}"
     c.model.kwargs.drop_path_rate = DROP_PATH[depth]
     c.data.name = "imagenet2012"
     c.data.image_size = size

@@ -10,7 +10,7 @@ from tests.common.configs import ROOT, load_config
 
 def test_presets_load_and_are_locked():
     c = load_config("configs/demo.py")
-    assert c.model.name == "poolformer_s12" and c.data.name == "digits"
+    assert c.model.name == "metaformer:poolformer_s12" and c.data.name == "digits"
     with pytest.raises(AttributeError):
         c.optim.lr_peak = 1.0          # a misspelt key is an error, not a new field
 

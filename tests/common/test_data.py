@@ -130,7 +130,7 @@ def test_corrupt_record_names_dataset_split_and_index():
 
 
 def test_digits_builder_prepares_itself():
-    src = sources.data_source("digits", "validation")
+    src = sources.data_source("digits", "validation", builder="common.data.digits")
     assert len(src) == 359
     ex = src[0]
     assert ex["image"].shape == (32, 32, 3) and ex["image"].dtype == np.uint8 and 0 <= ex["label"] < 10

@@ -1,6 +1,8 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from common import optim
@@ -77,3 +79,74 @@ def test_clipping_and_accumulation():
     assert float(jnp.abs(u1["w"]).max()) == 0.0            # first micro-step: no update yet
     u2, s = tx.update({"w": jnp.full(4, 30.0)}, s, p)
     np.testing.assert_allclose(float(jnp.linalg.norm(u2["w"])), 1.0, rtol=1e-5)  # clipped mean
+
+
+def _grouped(groups, **optim_fields):
+    c = classification_config()
+    c.optim.name, c.optim.lr, c.optim.weight_decay, c.optim.momentum = "sgd", 0.1, 0.0, 0.0
+    c.schedule.name, c.schedule.warmup_epochs, c.num_epochs = "constant", 0.0, 10
+    c.optim.groups = groups
+    for k, v in optim_fields.items():
+        c.optim[k] = v
+    return optim.make_optimizer(c, steps_per_epoch=1, params_like=_params())[0]
+
+
+def _updates(tx, grads_value=1.0, steps=1):
+    params = _params()
+    grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, grads_value), params)
+    state = tx.init(params)
+    for _ in range(steps):
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    return updates, params, state
+
+
+def test_frozen_groups_never_change_keep_no_state_and_are_not_clipped():
+    frozen = ({"pattern": "^(stem|blocks_0)/", "frozen": True},)
+    tx = _grouped(frozen, weight_decay=0.5, momentum=0.9, clip_norm=1.0)
+    _, params, state = _updates(tx, grads_value=100.0, steps=3)
+    init = _params()
+    for name in ("stem", "blocks_0"):
+        chex.assert_trees_all_equal(params[name], init[name])
+    assert not np.allclose(params["head"]["kernel"], init["head"]["kernel"])
+    # momentum buffers exist for the trained leaves only (scalars are the schedules' step counts)
+    n_state = sum(int(np.prod(np.shape(x))) for x in jax.tree_util.tree_leaves(state) if np.ndim(x))
+    n_trained = sum(int(np.prod(np.shape(x))) for k, v in init.items() if k not in ("stem", "blocks_0")
+                    for x in jax.tree_util.tree_leaves(v))
+    assert n_state == n_trained
+    # clipping measures the trained gradients only: the same update as if the frozen ones were absent
+    u_frozen, _, _ = _updates(_grouped(frozen, clip_norm=1.0), grads_value=100.0)
+    norm = float(optax.global_norm({k: v for k, v in u_frozen.items() if k not in ("stem", "blocks_0")}))
+    assert norm == pytest.approx(0.1 * 1.0, rel=1e-5)
+
+
+def test_lr_and_weight_decay_multipliers_scale_their_group_only():
+    base, _, _ = _updates(_grouped((), weight_decay=0.5))
+    scaled, _, _ = _updates(_grouped(({"pattern": "^head/", "lr_mult": 0.1},
+                                      {"pattern": "^blocks_1/", "wd_mult": 0.0}), weight_decay=0.5))
+    np.testing.assert_allclose(scaled["head"]["kernel"], 0.1 * base["head"]["kernel"], rtol=1e-6)
+    np.testing.assert_allclose(scaled["stem"]["kernel"], base["stem"]["kernel"], rtol=1e-6)
+    # blocks_1: plain gradient step without decay (-0.1 * 1) instead of -0.1 * (1 + 0.5 * 1)
+    np.testing.assert_allclose(scaled["blocks_1"]["fc"]["kernel"], -0.1, rtol=1e-6)
+    np.testing.assert_allclose(base["blocks_1"]["fc"]["kernel"], -0.15, rtol=1e-6)
+
+
+def test_layer_decay_rule_scales_by_depth():
+    u, _, _ = _updates(_grouped(({"pattern": ".", "layer_decay": 0.5},)))
+    # ids: stem 0, blocks_0 1, blocks_1 2, head 3 = top -> lr x 0.5^(3 - id)
+    np.testing.assert_allclose(u["stem"]["kernel"], -0.1 * 0.125, rtol=1e-6)
+    np.testing.assert_allclose(u["blocks_1"]["fc"]["kernel"], -0.1 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(u["head"]["kernel"], -0.1, rtol=1e-6)
+
+
+def test_group_summary_counts_every_parameter_once_first_rule_wins():
+    groups = optim.ParamGroups(({"pattern": "kernel$", "lr_mult": 0.1}, {"pattern": "^head/", "frozen": True}))
+    summary = groups.summary(_params())
+    total = sum(int(np.prod(np.shape(x))) for x in jax.tree_util.tree_leaves(_params()))
+    assert sum(n for _, _, n in summary) == total
+    kernels = 3 * 3 * 3 * 8 + 8 * 8 + 8 * 8 + 8 * 10
+    assert summary[0][2] == kernels and summary[1][2] == 10          # head/kernel went to rule 0
+    assert summary[-1][0] == "default" and "lr_mult=0.1" in summary[0][0]
+    assert "group default" in groups.describe(_params())
+    with pytest.raises(ValueError, match="takes only"):
+        optim.ParamGroups(({"pattern": "x", "lr": 0.1},))

@@ -32,7 +32,7 @@ def test_end_to_end_writes_metrics_eval_and_checkpoints(reference_run):
     steps = [r["step"] for r in rows if "train/loss" in r]
     assert steps == list(range(1, 9))
     assert all({"lr", "examples_per_sec"} <= set(r) for r in rows if "train/loss" in r)
-    assert metrics["count"] == 359 and 0.0 <= metrics["top1"] <= 100.0
+    assert metrics["eval"]["count"] == 359 and 0.0 <= metrics["eval"]["top1"] <= 100.0
     assert any("eval/top1" in r for r in rows)
     assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))) == [2, 4, 6, 8]
     assert os.listdir(os.path.join(workdir, "tensorboard"))

@@ -17,7 +17,7 @@ CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 
 def test_every_recipe_loads_with_its_presets(path):
     c = load_config(path)
     assert c.task == "video_classification" and c.data.clip_len in (16, 32)
-    assert c.batch_size in (64, 128) and c.optim.backbone_lr_mult == 0.1
+    assert c.batch_size in (64, 128) and c.optim.groups[1] == {"pattern": "^backbone/", "lr_mult": 0.1}
     for arg in ("test", "demo"):
         assert load_config(path, arg).data.name.startswith("synthetic_motion")
 
@@ -50,5 +50,7 @@ def test_test_preset_trains_a_step_and_evaluates_views(tmp_path):
     ev = next(iter(task.input_pipeline("validation", 0, 1, train=False)))
     assert ev["image"].shape == (4, 2, 4, 32, 32, 3)  # 2 clips x 1 crop per video
     sums = jax.jit(task.eval_step)(state, ev)
-    out = task.finalize_eval(jax.device_get(sums))
+    evaluator = task.make_evaluator(task.eval_passes()[0])
+    evaluator.add(jax.device_get(sums))
+    out = evaluator.compute()
     assert out["count"] == 4 and 0.0 <= out["top1"] <= 100.0 and 0.0 <= out["mean_class_accuracy"] <= 100.0

@@ -75,8 +75,9 @@ def test_synthetic_motion_builder_decodes_real_videos_into_train_and_test_views(
     from dualformer import synthetic_motion
     from dualformer.task import VideoClassificationTask
 
-    src = data_source("synthetic_motion/small", "train", str(tmp_path))
-    assert len(src) == 32 and len(data_source("synthetic_motion/small", "validation", str(tmp_path))) == 16
+    src = data_source("synthetic_motion/small", "train", str(tmp_path), "dualformer.video_builders")
+    val = data_source("synthetic_motion/small", "validation", str(tmp_path), "dualformer.video_builders")
+    assert len(src) == 32 and len(val) == 16
     rec = src[0]
     assert 24 <= rec["num_frames"] <= 48 and len(rec["frames"]) == rec["num_frames"]
     # The stored frames are the decoded MPEG-4 frames of the generated video (lossy codec).

@@ -137,7 +137,7 @@ def test_cifar_lt_builder_selects_from_the_original_order(tmp_path, monkeypatch)
     real = tfds.data_source
     monkeypatch.setattr(tfds, "data_source", lambda name, split, **kw: train if split == "train" else test
                         if name == "cifar10" else real(name, split=split, **kw))
-    sources.prepare("cifar_lt/cifar10_10", str(tmp_path))
+    sources.prepare("cifar_lt/cifar10_10", str(tmp_path), builder="longtail.data")
     src = real("cifar_lt/cifar10_10", split="train", data_dir=str(tmp_path))
     got = np.bincount([int(src[i]["label"]) for i in range(len(src))], minlength=10)
     assert got.tolist() == lt_counts(500, 10, 10)

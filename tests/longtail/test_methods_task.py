@@ -71,7 +71,7 @@ def test_ncm_centroids_are_class_means_of_cl2n_train_features(tmp_path):
     want = np.stack([f[labels == c].mean(0) for c in range(10)])
     np.testing.assert_allclose(saved["ncm"]["linear"]["centroids"], want, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(saved["ncm"]["linear"]["mean"], feats.mean(0), rtol=1e-4, atol=1e-5)
-    m = evaluate_checkpoint(config, path, progress=False)
+    m = evaluate_checkpoint(config, path, progress=False)["eval"]
     assert {"top1", "many", "medium", "few"} <= set(m) and m["top1"] > 10.0      # better than chance
 
 
@@ -114,7 +114,7 @@ def test_configured_objective_is_the_method_loss(method):
 @pytest.mark.parametrize("method", ["bbn", "ride"])
 def test_methods_train_end_to_end(tmp_path, method):
     workdir = str(tmp_path / method)
-    m = train.train_and_evaluate(_config(method), workdir, progress=False)
+    m = train.train_and_evaluate(_config(method), workdir, progress=False)["eval"]
     assert {"top1", "many", "medium", "few"} <= set(m) and np.isfinite(m["loss"])
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     if method == "bbn":
@@ -144,7 +144,7 @@ def test_remix_keeps_each_pairs_own_label_weight():
     logits = jax.random.normal(jax.random.PRNGKey(1), (4, 10))
     logp = np.asarray(jax.nn.log_softmax(logits))
     per_sample = [-(w * logp[i, a] + (1 - w) * logp[i, b]) for i, (a, b, w) in enumerate(zip(y_a, y_b, want))]
-    got = task.loss(logits, (y_a, y_b, lam_y), {"step": jnp.asarray(0)})[0]
+    got = task.loss(logits, (y_a, y_b, lam_y), {}, jnp.asarray(0), jax.random.PRNGKey(0))[0]
     np.testing.assert_allclose(got, np.mean(per_sample), rtol=1e-5)
     with pytest.raises(ValueError, match="Remix"):
         bad = _config("remix")

@@ -30,7 +30,7 @@ def _fake_manual_dir(root):
 def test_builder_reads_the_lists_and_images(tmp_path):
     manual = _fake_manual_dir(tmp_path / "manual")
     data_dir = str(tmp_path / "data")
-    sources.prepare("places_lt", data_dir, manual_dir=str(manual))
+    sources.prepare("places_lt", data_dir, manual_dir=str(manual), builder="longtail.places_lt")
     for split, rows in ROWS.items():
         src = tfds.data_source("places_lt", split=split, data_dir=data_dir)
         assert len(src) == len(rows)
@@ -43,8 +43,8 @@ def test_builder_reads_the_lists_and_images(tmp_path):
 
 def test_missing_downloads_name_what_to_get(tmp_path):
     with pytest.raises(FileNotFoundError, match="Places_LT_train.txt.*places365standard_easyformat.tar"):
-        sources.prepare("places_lt", str(tmp_path / "data"), manual_dir=str(tmp_path))
+        sources.prepare("places_lt", str(tmp_path / "data"), manual_dir=str(tmp_path), builder="longtail.places_lt")
     manual = _fake_manual_dir(tmp_path / "manual")
     (manual / "places365_standard" / "val" / "airfield" / "Places365_val_00000435.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="Places365_val_00000435.jpg"):
-        sources.prepare("places_lt", str(tmp_path / "data2"), manual_dir=str(manual))
+        sources.prepare("places_lt", str(tmp_path / "data2"), manual_dir=str(manual), builder="longtail.places_lt")

@@ -39,4 +39,4 @@ def test_tta_stage_writes_weights_that_evaluation_uses(tmp_path):
     path = sade_tta.fit(config, model_dir, str(tmp_path / "tta"), epochs=0.3, batch_size=64)
     w = np.asarray(checkpoint.load_any(path)["aggregation"]["weights"])
     assert w.shape == (3,) and w.sum() == pytest.approx(1.0, abs=1e-5) and not np.allclose(w, 1 / 3)
-    assert {"top1", "many", "medium", "few"} <= set(evaluate_checkpoint(config, path, progress=False))
+    assert {"top1", "many", "medium", "few"} <= set(evaluate_checkpoint(config, path, progress=False)["eval"])

@@ -13,7 +13,7 @@ from tests.common.configs import ROOT, load_config
 
 def test_stage1_then_crt_moves_only_the_classifier(tmp_path):
     stage1 = str(tmp_path / "stage1")
-    m = train.train_and_evaluate(load_config("configs/longtail/digits_lt.py", "ce,test"), stage1, progress=False)
+    m = train.train_and_evaluate(load_config("configs/longtail/digits_lt.py", "ce,test"), stage1, progress=False)["eval"]
     assert {"top1", "many", "medium", "few", "loss"} <= set(m)
     c = load_config("configs/longtail/digits_lt.py", "crt,test")
     c.init_from = stage1

@@ -142,9 +142,9 @@ def test_safetensors_convert_evaluate_and_finetune(tmp_path):
     c.init_from, c.init_reset_head = out, True
     from common.runner import Run
     state = Run(c).init_state()
-    np.testing.assert_array_equal(np.asarray(state.params["patch_embed"]["proj"]["kernel"]),
+    np.testing.assert_array_equal(np.asarray(state.model.params["patch_embed"]["proj"]["kernel"]),
                                   restored["params"]["patch_embed"]["proj"]["kernel"])
-    assert state.params["head"]["kernel"].shape == (128, 5)
+    assert state.model.params["head"]["kernel"].shape == (128, 5)
     c2 = load_config("configs/demo.py", "test")
     c2.model.num_classes, c2.init_from = 5, out
     with pytest.raises(ValueError, match="init_reset_head"):

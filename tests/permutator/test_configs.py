@@ -33,7 +33,7 @@ def param_count(config):
 @pytest.mark.parametrize("variant", sorted(OFFICIAL_PARAMS))
 def test_full_preset_builds_the_official_model(variant):
     c = get_config(variant)
-    assert c.model.name == variant and c.data.image_size == 224
+    assert c.model.name == f"permutator:{variant}" and c.data.image_size == 224
     assert param_count(c) == OFFICIAL_PARAMS[variant]
     assert (c.batch_size, c.optim.lr, c.optim.weight_decay) == (2048, 2e-3, 0.05)
     assert c.data.crop_pct == (0.875 if variant == "vip_l7" else 0.9)

@@ -181,6 +181,7 @@ def test_train_element_with_token_labels_feeds_the_dense_loss():
     batch = {k: jnp.asarray(np.stack([ex[k]] * 2)) for k in ("token_topk_logits", "token_topk_index")}
     batch["label"] = jnp.array([3, 3])
     aux = jnp.zeros((2, 2, 2, 10))
-    loss, parts = task.loss({"logits": jnp.zeros((2, 10)), "aux_logits": aux}, jnp.full((2, 10), 0.1), batch)
+    loss, parts = task.loss({"logits": jnp.zeros((2, 10)), "aux_logits": aux}, jnp.full((2, 10), 0.1), batch,
+                             jnp.asarray(0), jax.random.PRNGKey(0))
     # equal logits for the top-5 classes: the dense target spreads over them, so CE(uniform) = log 10
     assert float(parts["train/aux_loss"]) == pytest.approx(np.log(10), rel=1e-5)
