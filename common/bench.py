@@ -62,7 +62,7 @@ def _prepared(config, batch: int, token_chunk: int | None = None):
     data = config.get("data", {})
     if "num_train_examples" in data and data.num_train_examples <= 0:   # the schedule's length only
         data.num_train_examples = 1000 * batch
-    if token_chunk is not None and models.accepts(config.model.name, "token_chunk"):
+    if token_chunk is not None and config.model.name and models.accepts(config.model.name, "token_chunk"):
         config.model.kwargs.token_chunk = token_chunk
     config.lock()
     return config
@@ -147,10 +147,6 @@ def bench_torch(model, input_shape_nhwc, num_classes: int, steps: int) -> dict:
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).", lock_config=True)
-_BATCH = flags.DEFINE_integer("batch", 16, "Global batch size.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
-_REFERENCE = flags.DEFINE_string("reference", "", "timm:NAME or PKG:NAME@CHECKOUT")
 
 
 def run_benchmark(config, batch: int, steps: int, reference: str = "") -> dict:
@@ -183,11 +179,15 @@ def _report(r: dict) -> None:
     print(json.dumps(r))
 
 
-def main(argv):
-    del argv
-    _report(run_benchmark(_CONFIG.value, _BATCH.value, _STEPS.value, _REFERENCE.value))
+def main():
+    # flags are defined here, not at import: run_benchmark is also called from other programs
+    config = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).", lock_config=True)
+    batch = flags.DEFINE_integer("batch", 16, "Global batch size.")
+    steps = flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
+    reference = flags.DEFINE_string("reference", "", "timm:NAME or PKG:NAME@CHECKOUT")
+    flags.mark_flag_as_required("config")
+    app.run(lambda argv: _report(run_benchmark(config.value, batch.value, steps.value, reference.value)))
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("config")
-    app.run(main)
+    main()

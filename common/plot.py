@@ -2,8 +2,8 @@
 
   python -m common.plot WORKDIR [WORKDIR ...] [--out curves.png]
 
-One panel per metric family (train loss, lr, and each eval metric), one line per
-workdir, so runs can be compared at a glance. common.train writes
+One panel per metric (each windowed `train/...` scalar, lr, and each metric of every eval
+pass, e.g. `eval/top1`), one line per workdir, so runs can be compared at a glance. common.train writes
 WORKDIR/learning_curves.png at the end of every run.
 """
 import argparse
@@ -11,24 +11,22 @@ import os
 
 from common.metrics_writer import read_metrics
 
-PANELS = ("train/loss", "lr")
-
-
 def plot_runs(workdirs: list[str], out: str) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     runs = {w: read_metrics(w) for w in workdirs}
-    evals = sorted({k for rows in runs.values() for r in rows for k in r
-                    if k.startswith("eval/") and k != "eval/count"})
-    keys = list(PANELS) + evals
+    present = {k for rows in runs.values() for r in rows for k in r}
+    train = sorted(k for k in present if k.startswith("train/"))
+    evals = sorted(k for k in present if "/" in k and not k.startswith("train/") and not k.endswith("/count"))
+    keys = train + (["lr"] if "lr" in present else []) + evals
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for w, rows in runs.items():
             pts = [(r["step"], r[key]) for r in rows if key in r]
             if pts:
-                ax.plot(*zip(*pts), marker="o" if key.startswith("eval/") else None, ms=3,
+                ax.plot(*zip(*pts), marker="o" if key in evals else None, ms=3,
                         label=os.path.basename(os.path.normpath(w)))
         ax.set_title(key)
         ax.set_xlabel("step")

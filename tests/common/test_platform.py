@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -127,6 +128,30 @@ def test_two_network_step_on_8_devices_equals_1_device():
     run8, s8, eight = losses({"data": 4, "fsdp": 1, "model": 2}, jax.devices())
     assert run8.state_sharding["generator"].params["fc1"]["kernel"].spec[1] == "model"  # tensor-parallel
     np.testing.assert_allclose(eight, one, rtol=2e-5)
+
+
+def test_evaluate_init_from_and_bench_take_a_state_of_several_networks(gan_run, tmp_path):
+    from common.bench import run_benchmark
+    from common.runner import evaluate_checkpoint
+    workdir, metrics = gan_run
+    assert evaluate_checkpoint(toy_tasks.gan_config(), workdir, progress=False) == metrics
+    # a converted checkpoint of one network initialises that network only
+    g = checkpoint.load_any(workdir, "generator")
+    path = checkpoint.save_variables(str(tmp_path / "g"), {"generator": g})
+    c = toy_tasks.gan_config()
+    c.unlock()
+    c.init_from = f"generator={path}"
+    run = Run(c, jax.devices()[:1])
+    state, fresh = run.init_state(), nn.meta.unbox(run.task.init(run.init_rng))
+    np.testing.assert_array_equal(np.asarray(state["generator"].params["fc1"]["kernel"]),
+                                  np.asarray(g["params"]["fc1"]["kernel"]))
+    np.testing.assert_array_equal(np.asarray(state["discriminator"].params["fc1"]["kernel"]),
+                                  np.asarray(fresh["discriminator"].params["fc1"]["kernel"]))
+    c.init_from = f"critic={path}"
+    with pytest.raises(KeyError, match="has no network 'critic'"):
+        Run(c, jax.devices()[:1]).init_state()
+    r = run_benchmark(toy_tasks.gan_config(), batch=16, steps=1)
+    assert r["train_examples_per_s"] > 0 and r["train_flops_per_step"] > 0 and r["infer_flops_per_step"] > 0
 
 
 def test_registry_forms_and_errors():

@@ -16,7 +16,7 @@ CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, 
 @pytest.mark.parametrize("path", CONFIGS)
 def test_every_recipe_loads_with_its_presets(path):
     c = load_config(path)
-    assert c.task == "video_classification" and c.data.clip_len in (16, 32)
+    assert c.task == "dualformer.task:video_classification" and c.data.clip_len in (16, 32)
     assert c.batch_size in (64, 128) and c.optim.groups[1] == {"pattern": "^backbone/", "lr_mult": 0.1}
     for arg in ("test", "demo"):
         assert load_config(path, arg).data.name.startswith("synthetic_motion")

@@ -34,6 +34,6 @@ def test_evaluate_prints_many_medium_few_and_relative_accuracy(tmp_path):
                           "--config.longtail.tau_norm=1.0"],
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    m = json.loads(out.stdout.strip().splitlines()[-1])
+    m = json.loads(out.stdout.strip().splitlines()[-1])["eval"]
     assert m["relative_accuracy"] == np.float64(100.0 * m["top1"] / 90.0)
     assert all(0.0 <= m[k] <= 100.0 for k in ("many", "medium", "few"))

@@ -63,8 +63,8 @@ def test_logits_and_stage_features_equal_timm(name):
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     with jax.default_matmul_precision("highest"):
         logits = np.asarray(jax.jit(ours.apply)(variables, x))
-        feats = jax.jit(metaformer.create_model(name, features_only=True, out_norm_levels=()).apply)(
-            {"params": {k: v for k, v in variables["params"].items() if k not in ("norm", "head")}}, x)
+        feats = jax.jit(lambda v, x: ours.apply(v, x, features=(1, 2, 3, 4)))(
+            {"params": {k: v for k, v in variables["params"].items() if k not in ("norm", "head")}}, x).values()
     ref_logits, timm_logits = _official_logits(tm, xt)
     with torch.no_grad():
         ref_feats = tm.forward_intermediates(xt, intermediates_only=True)
@@ -131,7 +131,7 @@ def test_safetensors_convert_evaluate_and_finetune(tmp_path):
     res = subprocess.run([sys.executable, "-m", "common.evaluate", "--config=configs/demo.py:test",
                           f"--checkpoint={out}"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    metrics = json.loads(res.stdout.strip().splitlines()[-1])
+    metrics = json.loads(res.stdout.strip().splitlines()[-1])["eval"]
     assert metrics["count"] == 359 and 0 <= metrics["top1"] <= 100
 
     # fine-tune on a 5-class head: the trunk comes from the checkpoint, the head is new
