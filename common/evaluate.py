@@ -19,7 +19,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import distributed
-from common.runner import evaluate_checkpoint
+from common.runner import checkpoint_run
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).", lock_config=True)
 _CKPT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory to evaluate.")
@@ -35,8 +35,12 @@ def main(argv):
     distributed.initialize(_COORD.value, _NPROC.value, _PID.value)
     if not _CKPT.value:
         raise app.UsageError("--checkpoint is required")
-    metrics = evaluate_checkpoint(_CONFIG.value, _CKPT.value, _SPLIT.value)
+    run = checkpoint_run(_CONFIG.value, _CKPT.value)
+    metrics = run.evaluate(run.init_state(), run.eval_passes(_SPLIT.value), progress=True)
     if jax.process_index() == 0:
+        table = run.task.summarize(metrics)
+        if table:
+            print(table)
         print(json.dumps(metrics, default=lambda a: np.asarray(a).tolist()))
 
 

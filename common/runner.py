@@ -141,14 +141,19 @@ def flat_metrics(results: dict) -> dict:
     return {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
 
 
-def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, progress: bool = True) -> dict:
-    """{pass name: metrics} of a checkpoint (converted official weights, a training workdir,
-    or one step directory) on the task's eval passes, or on `split`."""
+def checkpoint_run(config, checkpoint_path: str) -> Run:
+    """A Run whose init_state() holds the weights of a checkpoint (converted official
+    weights, a training workdir, or one step directory)."""
     config.unlock()
     config.init_from = checkpoint_path
     config.init_reset_head = False       # evaluating with a head that does not fit is an error
     config.lock()
-    run = Run(config)
+    return Run(config)
+
+
+def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, progress: bool = True) -> dict:
+    """{pass name: metrics} of a checkpoint on the task's eval passes, or on `split`."""
+    run = checkpoint_run(config, checkpoint_path)
     state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
     return run.evaluate(state, run.eval_passes(split), progress=progress)
 

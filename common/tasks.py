@@ -82,6 +82,10 @@ class Task:
         """A fresh evaluator for one pass (see common.evaluators)."""
         raise NotImplementedError
 
+    def summarize(self, results: Mapping[str, Mapping[str, Any]]) -> str | None:
+        """A human-readable table of {pass: metrics} that common.evaluate prints, or None."""
+        return None
+
 
 TASKS: Registry[type] = Registry("task")
 
