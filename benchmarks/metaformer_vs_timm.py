@@ -20,8 +20,8 @@ for name in ["poolformer_s12", "poolformer_s24", "poolformer_s36", "poolformer_m
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     with jax.default_matmul_precision("highest"):
         logits = np.asarray(jax.jit(metaformer.create_model(name).apply)(variables, x))
-        feats = jax.jit(metaformer.create_model(name, features_only=True, out_norm_levels=()).apply)(
-            {"params": {k: v for k, v in variables["params"].items() if k not in ("norm", "head")}}, x)
+        feats = jax.jit(lambda v, x: metaformer.create_model(name).apply(v, x, features=(1, 2, 3, 4)))(
+            {"params": {k: v for k, v in variables["params"].items() if k not in ("norm", "head")}}, x).values()
     ref, timm_logits = _official_logits(tm, xt)
     with torch.no_grad():
         ref_feats = tm.forward_intermediates(xt, intermediates_only=True)

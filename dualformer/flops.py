@@ -12,7 +12,6 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from common.layers.basic import set_token_chunking
 from dualformer.model import VARIANTS, DualFormer, create_model
 
 # Official GFLOPs per view (fvcore MACs, backbone only) at 32x224x224: README totals over
@@ -30,24 +29,23 @@ def full_attention_overrides(frames: int, size: int, patch=(2, 4, 4)) -> dict:
 def xla_flops(model: DualFormer, frames: int, size: int, backbone_only: bool) -> float:
     x = jax.ShapeDtypeStruct((1, frames, size, size, 3), jnp.float32)
     variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(x.shape)))
-    method = DualFormer.features if backbone_only else None
-    fn = jax.jit(lambda v, x: model.apply(v, x, method=method))
+    features = ("norm",) if backbone_only else None
+    fn = jax.jit(lambda v, x: model.apply(v, x, features=features))
     cost = fn.lower(variables, x).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     return float(cost["flops"])
 
 
 def table(frames: int = 32, size: int = 224, variants=tuple(VARIANTS), full: bool = True) -> str:
-    set_token_chunking(False)  # a chunked loop body would be counted once
     rows = ["| variant | XLA GFLOPs / view (model) | XLA GMACs / view (backbone) | official GMACs / view | "
             "ratio | full space-time attention GMACs (backbone) | saving |",
             "|---|---|---|---|---|---|---|"]
     for name in variants:
-        m = create_model(name, num_classes=400)
+        m = create_model(name, num_classes=400, token_chunk=0)  # a chunked loop body would be counted once
         total = xla_flops(m, frames, size, backbone_only=False) / 1e9
         bb = xla_flops(m, frames, size, backbone_only=True) / 2e9
         if full:
-            mf = create_model(name, num_classes=400, **full_attention_overrides(frames, size))
+            mf = create_model(name, num_classes=400, token_chunk=0, **full_attention_overrides(frames, size))
             fb = xla_flops(mf, frames, size, backbone_only=True) / 2e9
             full_cols = f"{fb:,.1f} | {fb / bb:.1f}x"
         else:

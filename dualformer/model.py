@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common.layers.basic import DropPath, Mlp, dense, drop_path_rates, torch_bias_init, torch_conv_init
+from common.layers.basic import (DropPath, Mlp, auto_token_chunk, dense, drop_path_rates, torch_bias_init,
+                                 torch_conv_init)
+from common.layers.features import Taps
 
 Dtype = Any
 Triple = tuple[int, int, int]
@@ -169,6 +171,7 @@ class DualFormerBlock(nn.Module):
     mlp_ratio: float = 4.0
     drop_path: float = 0.0
     dtype: Dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -180,7 +183,8 @@ class DualFormerBlock(nn.Module):
                             self.coarse_first_kernel, dtype=self.dtype, name="attn")(y, train)
         drop = DropPath(self.drop_path, name="drop_path")
         x = x + drop(y, deterministic=not train)
-        y = Mlp(int(self.dim * self.mlp_ratio), dtype=self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
+        y = Mlp(int(self.dim * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk, name="mlp")(
+            layer_norm("norm2", self.dtype)(x))
         return x + drop(y, deterministic=not train)
 
 
@@ -209,7 +213,10 @@ class PatchEmbed(nn.Module):
 
 
 class DualFormerBackbone(nn.Module):
-    """B T H W 3 -> B T/2 H/32 W/32 C4 (official: the NCDHW map after `backbone.norm`)."""
+    """B T H W 3 -> B T/2 H/32 W/32 C4 (official: the NCDHW map after `backbone.norm`).
+
+    Feature taps (common/layers/features.py): "stem" (patch_embeds_0, stride (2, 4, 4)),
+    "stage1" .. "stage4" (strides 4, 8, 16, 32 in space), "norm" (the output)."""
     embed_dims: Sequence[int]
     num_heads: Sequence[int]
     depths: Sequence[int]
@@ -221,24 +228,34 @@ class DualFormerBackbone(nn.Module):
     coarse_first_kernel: Triple = (1, 7, 7)
     drop_path_rate: float = 0.0
     dtype: Dtype = jnp.float32
+    token_chunk: int = 0
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(self.depths)))
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, features=None):
+        taps = Taps.of(features, self.stage_names, ("norm",))
         x = x.astype(self.dtype)
         rates = drop_path_rates(self.drop_path_rate, self.depths)
         for i, depth in enumerate(self.depths):
             patch = tuple(self.patch_size) if i == 0 else (1, 2, 2)  # no temporal pooling after the stem
             x = PatchEmbed(self.embed_dims[i], patch, self.dtype, name=f"patch_embeds_{i}")(x)
+            if i == 0 and taps.add("stem", x):
+                return taps.out
             for j in range(depth):
                 x = DualFormerBlock(
                     self.embed_dims[i], self.num_heads[i], local=(j % 2 == 0), stage=i,
                     local_size=tuple(self.local_sizes[i]), fine_pysize=tuple(self.fine_pysizes[i]),
                     coarse_pysize=tuple(self.coarse_pysizes[i]), coarse_first_kernel=tuple(self.coarse_first_kernel),
-                    mlp_ratio=self.mlp_ratio, drop_path=rates[i][j], dtype=self.dtype,
+                    mlp_ratio=self.mlp_ratio, drop_path=rates[i][j], dtype=self.dtype, token_chunk=self.token_chunk,
                     name=f"blocks_{i}_{j}")(x, train)
                 if j == 0:
                     x = PosCNN(self.dtype, name=f"pos_block_{i}")(x)
-        return layer_norm("norm", self.dtype)(x)
+            if taps.add(f"stage{i + 1}", x):
+                return taps.out
+        return taps.finish(layer_norm("norm", self.dtype)(x), "norm")
 
 
 class I3DHead(nn.Module):
@@ -256,7 +273,10 @@ class I3DHead(nn.Module):
 
 
 class DualFormer(nn.Module):
-    """Recognizer3D: backbone + I3D head. Input B T H W 3 -> logits B K (float32)."""
+    """Recognizer3D: backbone + I3D head. Input B T H W 3 -> logits B K (float32);
+    `token_chunk` as common.layers.Mlp's. Feature taps (common/layers/features.py): the
+    backbone's ("stem", "stage1" .. "stage4", "norm": the official backbone output), "pooled"
+    (the head's mean over T H W), "head" (the logits)."""
     embed_dims: Sequence[int]
     num_heads: Sequence[int]
     depths: Sequence[int]
@@ -270,21 +290,34 @@ class DualFormer(nn.Module):
     drop_path_rate: float = 0.0
     head_dropout: float = 0.5
     dtype: Dtype = jnp.float32
+    token_chunk: int = 0
 
     def setup(self):
         self.backbone = DualFormerBackbone(
             self.embed_dims, self.num_heads, self.depths, self.patch_size, self.mlp_ratio, self.local_sizes,
-            self.fine_pysizes, self.coarse_pysizes, self.coarse_first_kernel, self.drop_path_rate, self.dtype)
+            self.fine_pysizes, self.coarse_pysizes, self.coarse_first_kernel, self.drop_path_rate, self.dtype,
+            self.token_chunk)
         self.cls_head = I3DHead(self.num_classes, self.head_dropout, self.dtype)
 
-    def features(self, x, train: bool = False):
-        return self.backbone(x, train)
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(self.depths)))
 
-    def __call__(self, x, train: bool = False):
-        return self.cls_head(self.backbone(x, train), train).astype(jnp.float32)
+    def __call__(self, x, train: bool = False, features=None):
+        taps = Taps(features, self.stage_names, ("norm", "pooled", "head"))
+        x = self.backbone(x, train, taps)
+        if taps.done:
+            return taps.out
+        if taps.wants("pooled") and taps.add("pooled", jnp.mean(x, axis=(1, 2, 3))):
+            return taps.out
+        return taps.finish(self.cls_head(x, train).astype(jnp.float32))
 
 
-def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, **overrides) -> DualFormer:
+def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, token_chunk: int = -1,
+                 **overrides) -> DualFormer:
+    """`token_chunk=-1`: common.layers.basic.auto_token_chunk() of this machine, fixed at build time."""
     if name not in VARIANTS:
         raise KeyError(f"unknown DualFormer variant {name!r}; known: {sorted(VARIANTS)}")
-    return DualFormer(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, **overrides})
+    token_chunk = auto_token_chunk() if token_chunk < 0 else token_chunk
+    return DualFormer(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, "token_chunk": token_chunk,
+                         **overrides})

@@ -15,17 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import checkpoint, models, tasks
-from common.classification import compute_dtype
+from common import checkpoint, tasks
 from longtail import heads, stage_cli
 
 
 def train_features(task, variables) -> tuple[np.ndarray, np.ndarray]:
     """Pooled backbone features [N, D] and labels [N] of the training split."""
-    c = task.config.model
-    backbone = models.create_model(c.name, num_classes=0, dtype=compute_dtype(c.dtype), **c.kwargs.to_dict())
     variables = {k: v for k, v in variables.items() if k != "ncm"}
-    forward = jax.jit(lambda v, x: backbone.apply(v, x, train=False))
+    forward = jax.jit(lambda v, x: task.model.apply(v, x, train=False, features=("pooled",))["pooled"])
     feats, labels = [], []
     for batch in task.input_pipeline(task.config.data.train_split, 0, 1, train=False):
         keep = np.asarray(batch["mask"]) > 0

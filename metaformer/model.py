@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from common.layers import DropPath, Mlp, dense, dot_product_attention, drop_path_rates, trunc_normal
-from common.layers.basic import torch_bias_init, torch_conv_init
+from common.layers.basic import auto_token_chunk, torch_bias_init, torch_conv_init
+from common.layers.features import Taps
 
 # Stage layout of the released models (paper Table 1 / official sail-sg/poolformer models/poolformer.py,
 # poolformer_s12..poolformer_m48).
@@ -152,6 +153,7 @@ class MetaFormerBlock(nn.Module):
     dropout: float = 0.0
     layer_scale_init: float = 1e-5
     dtype: jnp.dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -161,15 +163,20 @@ class MetaFormerBlock(nn.Module):
         ls2 = self.param("layer_scale_2", ls, (c,))
         y = make_mixer(self.mixer, self.pool_size, self.dtype)(norm_layer(self.norm, "norm1", self.dtype)(x))
         x = x + DropPath(self.drop_path)(ls1.astype(y.dtype) * y, deterministic=not train)
-        y = Mlp(int(c * self.mlp_ratio), dropout=self.dropout, dtype=self.dtype, name="mlp")(
+        y = Mlp(int(c * self.mlp_ratio), dropout=self.dropout, dtype=self.dtype, token_chunk=self.token_chunk,
+                name="mlp")(
             norm_layer(self.norm, "norm2", self.dtype)(x), deterministic=not train)
         return x + DropPath(self.drop_path)(ls2.astype(y.dtype) * y, deterministic=not train)
 
 
 class MetaFormer(nn.Module):
-    """Four stages (strides 4/8/16/32). `features_only=True` gives the dense-prediction
-    backbone: the four stage maps, each through its own GN(1) (`norm0/2/4/6`) for the
-    levels in `out_norm_levels` (RetinaNet mode uses (1, 2, 3))."""
+    """Four stages (strides 4/8/16/32); `token_chunk` as common.layers.Mlp's.
+
+    Feature taps (common/layers/features.py): "stem" (patch_embed, stride 4), "stage1" ..
+    "stage4", "norm" (the last map after the final norm), "pooled", "head". The dense-prediction
+    backbone of the official detection / segmentation code (`fork_feat`) passes the stage maps
+    of the levels in `out_norm_levels` through their own GN(1) (`norm0/2/4/6`): (0, 1, 2, 3),
+    RetinaNet mode (1, 2, 3)."""
     depths: Sequence[int] = (2, 2, 6, 2)
     dims: Sequence[int] = S_DIMS
     mixers: Sequence[str] = ("pooling",) * 4
@@ -181,17 +188,24 @@ class MetaFormer(nn.Module):
     drop_path_rate: float = 0.0
     layer_scale_init: float = 1e-5
     pos_embed_stages: Sequence[int] = ()
-    features_only: bool = False
-    out_norm_levels: Sequence[int] = (0, 1, 2, 3)
+    out_norm_levels: Sequence[int] = ()
     crop_pct: float = 0.9
     dtype: jnp.dtype = jnp.float32
+    token_chunk: int = 0
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(self.depths)))
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, features=None):
+        taps = Taps(features, self.stage_names, ("norm", "pooled", "head"))
         x = x.astype(self.dtype)
         x = ConvEmbed(self.dims[0], 7, 4, 2, self.dtype, name="patch_embed")(x)
+        if taps.add("stem", x):
+            return taps.out
         rates = drop_path_rates(self.drop_path_rate, self.depths)
-        features, index = [], 0     # index: position in the official `network` list
+        index = 0     # position in the official `network` list
         for i, depth in enumerate(self.depths):
             if i > 0:
                 x = ConvEmbed(self.dims[i], 3, 2, 1, self.dtype, name=f"network_{index}")(x)
@@ -203,20 +217,27 @@ class MetaFormer(nn.Module):
                 index += 1
             for j in range(depth):
                 x = MetaFormerBlock(self.mixers[i], self.norm, self.pool_size, self.mlp_ratio, rates[i][j],
-                                    self.drop_rate, self.layer_scale_init, self.dtype,
+                                    self.drop_rate, self.layer_scale_init, self.dtype, self.token_chunk,
                                     name=f"network_{index}_{j}")(x, train)
-            if self.features_only:
-                features.append(norm_layer("gn", f"norm{index}", self.dtype)(x)
-                                if i in self.out_norm_levels else x)
+            if taps.wants(f"stage{i + 1}"):
+                out = norm_layer("gn", f"norm{index}", self.dtype)(x) if i in self.out_norm_levels else x
+                if taps.add(f"stage{i + 1}", out):
+                    return taps.out
             index += 1
-        if self.features_only:
-            return features
         x = norm_layer(self.norm, "norm", self.dtype)(x)
+        if taps.add("norm", x):
+            return taps.out
         x = jnp.mean(x, axis=(1, 2))
-        return dense(self.num_classes, ("embed", "classes"), name="head", dtype=self.dtype)(x)
+        if taps.add("pooled", x):
+            return taps.out
+        return taps.finish(dense(self.num_classes, ("embed", "classes"), name="head", dtype=self.dtype)(x))
 
 
-def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, **overrides) -> MetaFormer:
+def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, token_chunk: int = -1,
+                 **overrides) -> MetaFormer:
+    """`token_chunk=-1`: common.layers.basic.auto_token_chunk() of this machine, fixed at build time."""
     if name not in VARIANTS:
         raise KeyError(f"unknown MetaFormer variant {name!r}; known: {sorted(VARIANTS)}")
-    return MetaFormer(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, **overrides})
+    token_chunk = auto_token_chunk() if token_chunk < 0 else token_chunk
+    return MetaFormer(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, "token_chunk": token_chunk,
+                         **overrides})

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from common.layers import DropPath, Mlp, dense, drop_path_rates, torch_conv_init, trunc_normal
-from common.layers.basic import torch_bias_init
+from common.layers.basic import auto_token_chunk, torch_bias_init
+from common.layers.features import Taps
 
 Dtype = Any
 
@@ -109,6 +110,7 @@ def check_segments(height: int, width: int, channels: int, segment_dim: int) -> 
 class WeightedPermuteMLP(nn.Module):
     segment_dim: int
     dtype: Dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x):
@@ -118,7 +120,7 @@ class WeightedPermuteMLP(nn.Module):
         w = AxisMix(self.segment_dim, "width", self.dtype, name="mlp_w")(x)
         cb = dense(c, ("embed", "mlp"), use_bias=False, dtype=self.dtype, name="mlp_c")(x)
         pooled = jnp.mean(h + w + cb, axis=(1, 2))  # B C: mean of the raw sum (before weighting)
-        logits = Mlp(c // 4, 3 * c, dtype=self.dtype, name="reweight")(pooled)
+        logits = Mlp(c // 4, 3 * c, dtype=self.dtype, token_chunk=self.token_chunk, name="reweight")(pooled)
         alpha = branch_weights(logits).astype(h.dtype)[:, None, None]  # B 1 1 C 3
         x = h * alpha[..., 0] + w * alpha[..., 1] + cb * alpha[..., 2]
         return dense(c, ("mlp", "embed"), dtype=self.dtype, name="proj")(x)
@@ -130,14 +132,17 @@ class PermutatorBlock(nn.Module):
     drop_path: float = 0.0
     skip_lam: float = 1.0
     dtype: Dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         c = x.shape[-1]
         drop = DropPath(self.drop_path, name="drop_path")
-        y = WeightedPermuteMLP(self.segment_dim, self.dtype, name="attn")(layer_norm("norm1", self.dtype)(x))
+        y = WeightedPermuteMLP(self.segment_dim, self.dtype, self.token_chunk, name="attn")(
+            layer_norm("norm1", self.dtype)(x))
         x = x + drop(y, deterministic=not train) / self.skip_lam
-        y = Mlp(int(c * self.mlp_ratio), dtype=self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
+        y = Mlp(int(c * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk, name="mlp")(
+            layer_norm("norm2", self.dtype)(x))
         return x + drop(y, deterministic=not train) / self.skip_lam
 
 
@@ -158,6 +163,9 @@ class PatchConv(nn.Module):
 
 
 class VisionPermutator(nn.Module):
+    """`token_chunk` as common.layers.Mlp's. Feature taps (common/layers/features.py): "stem"
+    (patch_embed), "stage1" .. "stage4" (each stage's blocks, before the next Downsample),
+    "norm" (the last map after the final norm), "pooled", "head" (the logits)."""
     layers: Sequence[int]
     embed_dims: Sequence[int]
     segment_dim: Sequence[int]
@@ -168,17 +176,27 @@ class VisionPermutator(nn.Module):
     drop_path_rate: float = 0.0
     skip_lam: float = 1.0
     dtype: Dtype = jnp.float32
+    token_chunk: int = 0
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(self.layers)))
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, features=None):
         """x: B H W 3 images -> logits B num_classes (float32)."""
+        taps = Taps(features, self.stage_names, ("norm", "pooled", "head"))
         x = PatchConv(self.embed_dims[0], self.patch_size, self.dtype, name="patch_embed")(x)
+        if taps.add("stem", x):
+            return taps.out
         rates = drop_path_rates(self.drop_path_rate, self.layers)
         k = 0  # index into the official `network` ModuleList (blocks and Downsamples share it)
         for i, depth in enumerate(self.layers):
             for j in range(depth):
                 x = PermutatorBlock(self.segment_dim[i], self.mlp_ratios[i], rates[i][j], self.skip_lam,
-                                    self.dtype, name=f"network_{k}_{j}")(x, train)
+                                    self.dtype, self.token_chunk, name=f"network_{k}_{j}")(x, train)
+            if taps.add(f"stage{i + 1}", x):
+                return taps.out
             k += 1
             if i == len(self.layers) - 1:
                 break
@@ -187,18 +205,24 @@ class VisionPermutator(nn.Module):
                 x = PatchConv(self.embed_dims[i + 1], patch, self.dtype, name=f"network_{k}")(x)
                 k += 1
         x = layer_norm("norm", self.dtype)(x)
+        if taps.add("norm", x):
+            return taps.out
         x = jnp.mean(x, axis=(1, 2))
-        if self.num_classes > 0:
-            x = dense(self.num_classes, ("embed", "classes"), dtype=self.dtype, name="head")(x)
-        return x.astype(jnp.float32)
+        if taps.add("pooled", x):
+            return taps.out
+        x = dense(self.num_classes, ("embed", "classes"), dtype=self.dtype, name="head")(x)
+        return taps.finish(x.astype(jnp.float32))
 
 
-def create_model(name: str, num_classes: int = 1000, dtype: Dtype = jnp.float32, **overrides) -> VisionPermutator:
-    """A named variant (`vip_s7`, ...) with optional field overrides (e.g. drop_path_rate, tiny widths)."""
+def create_model(name: str, num_classes: int = 1000, dtype: Dtype = jnp.float32, token_chunk: int = -1,
+                 **overrides) -> VisionPermutator:
+    """A named variant (`vip_s7`, ...) with optional field overrides (e.g. drop_path_rate, tiny widths);
+    `token_chunk=-1`: common.layers.basic.auto_token_chunk() of this machine, fixed at build time."""
     if name not in VARIANTS:
         raise KeyError(f"unknown ViP variant {name!r}; known: {', '.join(VARIANTS)}")
     cfg = {**VARIANTS[name], **overrides}
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
     if isinstance(dtype, str):
         dtype = jnp.dtype(dtype)
-    return VisionPermutator(num_classes=num_classes, dtype=dtype, **cfg)
+    token_chunk = auto_token_chunk() if token_chunk < 0 else token_chunk
+    return VisionPermutator(num_classes=num_classes, dtype=dtype, token_chunk=token_chunk, **cfg)

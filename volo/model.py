@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from common.layers import DropPath, Mlp, dense, dot_product_attention
-from common.layers.basic import torch_bias_init, torch_conv_init, trunc_normal
+from common.layers.basic import auto_token_chunk, torch_bias_init, torch_conv_init, trunc_normal
+from common.layers.features import Taps
 
 # sail-sg/volo models/volo.py, functions volo_d1..volo_d5; the resolution suffix only changes
 # the position-embedding grid (image_size / 16).
@@ -142,12 +143,14 @@ class Outlooker(nn.Module):
     num_heads: int
     mlp_ratio: float
     dtype: jnp.dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         c = x.shape[-1]
         x = x + OutlookAttention(self.num_heads, dtype=self.dtype, name="attn")(_ln("norm1", self.dtype)(x))
-        return x + Mlp(int(c * self.mlp_ratio), dtype=self.dtype, name="mlp")(_ln("norm2", self.dtype)(x))
+        return x + Mlp(int(c * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk, name="mlp")(
+            _ln("norm2", self.dtype)(x))
 
 
 class Transformer(nn.Module):
@@ -155,6 +158,7 @@ class Transformer(nn.Module):
     mlp_ratio: float
     drop_path: float = 0.0
     dtype: jnp.dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -162,8 +166,8 @@ class Transformer(nn.Module):
         t = x.reshape(b, H * W, c)
         t = t + DropPath(self.drop_path)(Attention(self.num_heads, self.dtype, name="attn")(
             _ln("norm1", self.dtype)(t)), deterministic=not train)
-        t = t + DropPath(self.drop_path)(Mlp(int(c * self.mlp_ratio), dtype=self.dtype, name="mlp")(
-            _ln("norm2", self.dtype)(t)), deterministic=not train)
+        t = t + DropPath(self.drop_path)(Mlp(int(c * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk,
+                                             name="mlp")(_ln("norm2", self.dtype)(t)), deterministic=not train)
         return t.reshape(b, H, W, c)
 
 
@@ -172,12 +176,14 @@ class ClassBlock(nn.Module):
     num_heads: int
     mlp_ratio: float
     dtype: jnp.dtype = jnp.float32
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         c = x.shape[-1]
         cls = x[:, :1] + ClassAttention(self.num_heads, self.dtype, name="attn")(_ln("norm1", self.dtype)(x))
-        cls = cls + Mlp(int(c * self.mlp_ratio), dtype=self.dtype, name="mlp")(_ln("norm2", self.dtype)(cls))
+        cls = cls + Mlp(int(c * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk, name="mlp")(
+            _ln("norm2", self.dtype)(cls))
         return jnp.concatenate([cls, x[:, 1:]], axis=1)
 
 
@@ -206,6 +212,10 @@ def mix_token_mask(box, height: int, width: int, scale: int = 1):
 
 
 class VOLO(nn.Module):
+    """`token_chunk` as common.layers.Mlp's. Feature taps (common/layers/features.py): "stem"
+    (patch_embed, stride 8), "stage1" (the outlookers, stride 8), "stage2" .. "stage4" (the
+    transformer groups of `layers`, stride 16), "pooled" (the class token after the final
+    norm), "head" (the model's output)."""
     layers: Sequence[int] = (4, 4, 8, 2)
     embed_dims: Sequence[int] = (192, 384, 384, 384)
     num_heads: Sequence[int] = (6, 12, 12, 12)
@@ -216,20 +226,31 @@ class VOLO(nn.Module):
     drop_path_rate: float = 0.0
     num_class_blocks: int = 2
     dtype: jnp.dtype = jnp.float32
+    token_chunk: int = 0
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return ("stem",) + tuple(f"stage{i + 1}" for i in range(len(self.layers)))
 
     @nn.compact
-    def __call__(self, x, train: bool = False, mix_box=None):
+    def __call__(self, x, train: bool = False, mix_box=None, features=None):
         """x [B, S, S, 3]. In training returns {'logits', 'aux_logits' [B, h, w, classes]};
         `mix_box` (x0, y0, x1, y1) on the stride-16 grid applies MixToken (tokens of the box
         taken from the batch-reversed sample, aux tokens swapped back after the network)."""
+        taps = Taps(features, self.stage_names)
         x = PatchEmbed(self.stem_hidden_dim, self.embed_dims[0], self.dtype, name="patch_embed")(
             x.astype(self.dtype), train)
         if mix_box is not None:
             mask = mix_token_mask(mix_box, x.shape[1], x.shape[2], scale=2)[None, :, :, None]
             x = x * (1 - mask).astype(x.dtype) + x[::-1] * mask.astype(x.dtype)
+        if taps.add("stem", x):
+            return taps.out
         total = sum(self.layers)
         for j in range(self.layers[0]):
-            x = Outlooker(self.num_heads[0], self.mlp_ratio, self.dtype, name=f"network_0_{j}")(x, train)
+            x = Outlooker(self.num_heads[0], self.mlp_ratio, self.dtype, self.token_chunk,
+                          name=f"network_0_{j}")(x, train)
+        if taps.add("stage1", x):
+            return taps.out
         x = _conv(self.embed_dims[1], 2, 2, 0, "network_1", self.dtype, fan_in=self.embed_dims[0] * 4)(x)
         grid = self.img_size // 16
         pos = self.param("pos_embed", nn.with_logical_partitioning(trunc_normal(0.02), (None, None, None, "embed")),
@@ -243,31 +264,40 @@ class VOLO(nn.Module):
         for i in range(1, len(self.layers)):
             for j in range(self.layers[i]):
                 rate = self.drop_path_rate * block / (total - 1)
-                x = Transformer(self.num_heads[i], self.mlp_ratio, rate, self.dtype,
+                x = Transformer(self.num_heads[i], self.mlp_ratio, rate, self.dtype, self.token_chunk,
                                 name=f"network_{i + 1}_{j}")(x, train)
                 block += 1
+            if taps.add(f"stage{i + 1}", x):
+                return taps.out
         b, h, w, c = x.shape
         cls = self.param("cls_token", nn.with_logical_partitioning(trunc_normal(0.02), (None, None, "embed")),
                          (1, 1, c))
         t = jnp.concatenate([jnp.broadcast_to(cls.astype(x.dtype), (b, 1, c)), x.reshape(b, h * w, c)], axis=1)
         for j in range(self.num_class_blocks):
-            t = ClassBlock(self.num_heads[-1], self.mlp_ratio, self.dtype, name=f"post_network_{j}")(t, train)
+            t = ClassBlock(self.num_heads[-1], self.mlp_ratio, self.dtype, self.token_chunk,
+                           name=f"post_network_{j}")(t, train)
         t = _ln("norm", self.dtype)(t)
+        if taps.add("pooled", t[:, 0]):
+            return taps.out
         logits = dense(self.num_classes, ("embed", "classes"), name="head", dtype=self.dtype)(t[:, 0])
         aux = dense(self.num_classes, ("embed", "classes"), name="aux_head", dtype=self.dtype)(t[:, 1:])
         if not train:
-            return logits + 0.5 * jnp.max(aux, axis=1)
+            return taps.finish(logits + 0.5 * jnp.max(aux, axis=1))
         aux = aux.reshape(b, h, w, self.num_classes)
         if mix_box is not None:
             mask = mix_token_mask(mix_box, h, w)[None, :, :, None].astype(aux.dtype)
             aux = aux * (1 - mask) + aux[::-1] * mask
-        return {"logits": logits, "aux_logits": aux}
+        return taps.finish({"logits": logits, "aux_logits": aux})
 
 
-def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, **overrides) -> VOLO:
+def create_model(name: str, num_classes: int = 1000, dtype=jnp.float32, token_chunk: int = -1,
+                 **overrides) -> VOLO:
+    """`token_chunk=-1`: common.layers.basic.auto_token_chunk() of this machine, fixed at build time."""
     if name not in VARIANTS:
         raise KeyError(f"unknown VOLO variant {name!r}; known: {sorted(VARIANTS)}")
-    return VOLO(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, **overrides})
+    token_chunk = auto_token_chunk() if token_chunk < 0 else token_chunk
+    return VOLO(**{**VARIANTS[name], "num_classes": num_classes, "dtype": dtype, "token_chunk": token_chunk,
+                   **overrides})
 
 
 def resize_pos_embed(pos_embed: np.ndarray, grid: int) -> np.ndarray:

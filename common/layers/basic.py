@@ -120,32 +120,25 @@ def chunked_rows(fn, x, chunk: int):
     return out.reshape(n_chunks * size, -1)[:n]
 
 
-_TOKEN_CHUNKING = {"enabled": True}
-
-
-def set_token_chunking(enabled: bool) -> None:
-    """Switch automatic row chunking off, e.g. to let XLA's cost analysis count every FLOP
-    (it counts a loop body once)."""
-    _TOKEN_CHUNKING["enabled"] = enabled
-
-
-def default_token_chunk() -> int:
-    """Row chunking pays off where memory bandwidth, not FLOPs, limits (CPUs); on GPU/TPU
-    the full-width matmul is faster."""
-    return 1024 if _TOKEN_CHUNKING["enabled"] and jax.default_backend() == "cpu" else 0
+def auto_token_chunk() -> int:
+    """The `token_chunk` for this machine's default backend, for model factories to resolve
+    once at build time: row chunking pays off where memory bandwidth, not FLOPs, limits
+    (CPUs); on GPU/TPU the full-width matmul is faster."""
+    return 1024 if jax.default_backend() == "cpu" else 0
 
 
 class Mlp(nn.Module):
     """fc1 -> GELU (exact erf, as PyTorch's nn.GELU) -> dropout -> fc2 -> dropout, on the last axis.
 
-    `token_chunk` (None = automatic, 0 = off) evaluates the MLP over chunks of tokens; the
-    result and the parameters are the same either way."""
+    `token_chunk` > 0 evaluates the MLP over chunks of that many tokens (`chunked_rows`; 0:
+    off); the result and the parameters are the same either way. XLA's cost analysis counts
+    a loop body once, so count FLOPs with 0."""
     hidden_features: int
     out_features: int | None = None
     dropout: float = 0.0
     dtype: Dtype = jnp.float32
     kernel_init: Callable = trunc_normal(0.02)
-    token_chunk: int | None = None
+    token_chunk: int = 0
 
     @nn.compact
     def __call__(self, x, deterministic: bool = True):
@@ -154,11 +147,10 @@ class Mlp(nn.Module):
         k2, b2 = DenseParams(out, ("mlp", "embed"), self.kernel_init, name="fc2")(self.hidden_features)
         k1, b1, k2, b2 = (p.astype(self.dtype) for p in (k1, b1, k2, b2))
         x = x.astype(self.dtype)
-        chunk = default_token_chunk() if self.token_chunk is None else self.token_chunk
         dropping = self.dropout > 0 and not deterministic
         rows = x.reshape(-1, x.shape[-1])
-        if chunk and not dropping and rows.shape[0] > chunk:
-            return chunked_rows(lambda r: _mlp_rows(r, k1, b1, k2, b2), rows, chunk).reshape(
+        if self.token_chunk and not dropping and rows.shape[0] > self.token_chunk:
+            return chunked_rows(lambda r: _mlp_rows(r, k1, b1, k2, b2), rows, self.token_chunk).reshape(
                 x.shape[:-1] + (out,))
         h = nn.gelu(x @ k1 + b1, approximate=False)
         h = nn.Dropout(self.dropout)(h, deterministic=deterministic)

@@ -21,9 +21,9 @@ class Taps:
     """The requested taps of one forward pass, recorded as the pass reaches them.
 
     A model calls `taps.add(name, x)` after each named layer and returns `taps.out` as soon
-    as it says True (every requested tap is recorded); a model that passes `taps` to a
-    submodule checks `taps.done` after the call. With `features=None` nothing is recorded
-    and `add` is always False."""
+    as it says True (every requested tap is recorded), and ends with `return
+    taps.finish(output)`; a model that passes `taps` to a submodule checks `taps.done` after
+    the call. With `features=None` nothing is recorded and `add` is always False."""
 
     def __init__(self, features: Sequence[Feature] | None, stage_names: Sequence[str],
                  other_names: Sequence[str] = ("pooled", "head")):
@@ -39,17 +39,18 @@ class Taps:
     def done(self) -> bool:
         return self.wanted is not None and len(self.out) == len(self.wanted)
 
+    def wants(self, name: str) -> bool:
+        return self.wanted is not None and name in self.wanted
+
     def add(self, name: str, x) -> bool:
-        if self.wanted is not None and name in self.wanted:
+        if self.wants(name):
             self.out[name] = x
         return self.done
 
-    def finish(self, output):
-        """The model's return value: `output` itself, or the taps with `output` as "head"."""
-        if self.wanted is None:
-            return output
-        self.add("head", output)
-        return self.out
+    def finish(self, output, name: str = "head"):
+        """A model's return value: its `output`, recorded as the tap `name`; the taps instead
+        once every requested tap is recorded."""
+        return self.out if self.add(name, output) else output
 
 
 def _resolve(features, stage_names: tuple, other_names: tuple) -> tuple[str, ...]:

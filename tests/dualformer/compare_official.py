@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dualformer.convert import convert_state_dict
-from dualformer.model import VARIANTS, DualFormer, create_model
+from dualformer.model import VARIANTS, create_model
 from tests.dualformer.make_golden import Recognizer, load_official, randomise
 
 
@@ -44,7 +44,7 @@ def main():
     del model_t
     model = create_model(args.variant, num_classes=400)
     t0 = time.time()
-    ours = np.asarray(jax.jit(lambda v, x: model.apply(v, x, method=DualFormer.features))(
+    ours = np.asarray(jax.jit(lambda v, x: model.apply(v, x, features=("norm",))["norm"])(
         convert_state_dict(sd), jnp.asarray(x)))
     t_ours = time.time() - t0
     print(f"{args.variant} {args.frames}x224x224: features {ours.shape}, max|ref|={np.abs(ref).max():.3f}, "

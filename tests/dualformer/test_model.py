@@ -36,7 +36,7 @@ def test_full_size_shapes_and_pyramid_kernels():
     m = dualformer.create_model("dualformer_tiny", num_classes=400)
     x = jax.ShapeDtypeStruct((2, 32, 224, 224, 3), jnp.float32)
     v = jax.eval_shape(lambda: m.init(jax.random.PRNGKey(0), jnp.zeros(x.shape)))
-    feats = jax.eval_shape(lambda v, x: m.apply(v, x, method=DualFormer.features), v, x)
+    feats = jax.eval_shape(lambda v, x: m.apply(v, x, features=("norm",))["norm"], v, x)
     logits = jax.eval_shape(lambda v, x: m.apply(v, x), v, x)
     assert feats.shape == (2, 16, 7, 7, 512) and logits.shape == (2, 400)
     bb = nn.meta.unbox(v["params"])["backbone"]

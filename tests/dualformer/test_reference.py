@@ -37,13 +37,13 @@ def test_converted_official_weights_give_the_official_outputs():
     variables = convert_state_dict(sd)
     check_against(variables, nn.meta.unbox(jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x[:1]))))
 
-    feats = model.apply(variables, x, method=DualFormer.features)
+    feats = model.apply(variables, x, features=("norm",))["norm"]
     np.testing.assert_allclose(feats, z["features"], atol=2e-4, rtol=0)
     logits = model.apply(variables, x)
     np.testing.assert_allclose(logits, z["logits"], atol=2e-4, rtol=0)
 
-    feats_train, updates = model.apply(variables, x, train=True, method=DualFormer.features,
-                                       mutable=["batch_stats"])
+    feats_train, updates = model.apply(variables, x, train=True, features=("norm",), mutable=["batch_stats"])
+    feats_train = feats_train["norm"]
     np.testing.assert_allclose(feats_train, z["features_train"], atol=2e-4, rtol=0)
     # PyTorch's running_var uses the unbiased batch variance, Flax's the biased one: compare means.
     for k in z.files:

@@ -65,7 +65,9 @@ def test_ncm_centroids_are_class_means_of_cl2n_train_features(tmp_path):
     images = np.stack([task.eval_element(src[i])["image"] for i in range(len(src))])
     labels = np.array([int(src[i]["label"]) for i in range(len(src))])
     variables = {k: v for k, v in checkpoint.load_any(stage1).items()}
-    feats = np.asarray(jax.jit(create_model("resnet32", 0, blocks=1).apply)(variables, jnp.asarray(images)))
+    model = create_model("resnet32", 10, blocks=1)
+    feats = np.asarray(jax.jit(lambda v, x: model.apply(v, x, features=("pooled",))["pooled"])(
+        variables, jnp.asarray(images)))
     f = feats - feats.mean(0)
     f /= np.linalg.norm(f, axis=1, keepdims=True)
     want = np.stack([f[labels == c].mean(0) for c in range(10)])

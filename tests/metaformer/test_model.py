@@ -20,8 +20,11 @@ FEAT_COUNTS = {"poolformer_s12": 11_403_200, "poolformer_s24": 20_876_992, "pool
                "poolformer_m36": 55_404_864, "poolformer_m48": 72_705_792}
 
 
-def count(model, size=224, collection="params"):
-    v = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3))))
+STAGES = ("stage1", "stage2", "stage3", "stage4")
+
+
+def count(model, size=224, collection="params", features=None):
+    v = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3)), features=features))
     return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(nn.meta.unbox(v.get(collection, {}))))
 
 
@@ -32,9 +35,9 @@ def test_parameter_counts_equal_the_official_integers(name):
 
 @pytest.mark.parametrize("name", sorted(FEAT_COUNTS))
 def test_dense_backbone_counts(name):
-    assert count(metaformer.create_model(name, features_only=True)) == FEAT_COUNTS[name]
+    assert count(metaformer.create_model(name, out_norm_levels=(0, 1, 2, 3)), features=STAGES) == FEAT_COUNTS[name]
     # RetinaNet mode: no out-norm on the first level
-    assert count(metaformer.create_model(name, features_only=True, out_norm_levels=(1, 2, 3))) == \
+    assert count(metaformer.create_model(name, out_norm_levels=(1, 2, 3)), features=STAGES) == \
         FEAT_COUNTS[name] - 2 * metaformer.VARIANTS[name]["dims"][0]
 
 
@@ -45,12 +48,12 @@ def test_random_mixing_ablation_keeps_its_matrix_frozen():
 
 
 def test_stage_shapes_and_odd_sizes():
-    m = metaformer.create_model("poolformer_s12", features_only=True)
+    m = metaformer.create_model("poolformer_s12")
     for size, sides in ((224, (56, 28, 14, 7)), (227, (57, 29, 15, 8)), (64, (16, 8, 4, 2))):
-        feats = jax.eval_shape(lambda: m.init_with_output(jax.random.PRNGKey(0),
-                                                           jnp.zeros((2, size, size, 3)))[0])
-        for f, s, c in zip(feats, sides, (64, 128, 320, 512)):
-            chex.assert_shape(f, (2, s, s, c))
+        feats = jax.eval_shape(lambda: m.init_with_output(jax.random.PRNGKey(0), jnp.zeros((2, size, size, 3)),
+                                                           features=(1, 2, 3, 4))[0])
+        for name, s, c in zip(STAGES, sides, (64, 128, 320, 512)):
+            chex.assert_shape(feats[name], (2, s, s, c))
 
 
 def test_pooling_mixer_subtracts_its_input_and_ignores_padding():
