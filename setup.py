@@ -32,6 +32,8 @@ setup(
         "tensorboardX>=2.6",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        "scipy>=1.10",               # Hungarian matching (linear_sum_assignment) in detection losses
+        "pycocotools>=2.0.7",        # COCO box AP of the detection evaluators
     ],
     extras_require={
         # preparing real datasets (ImageNet JPEG encoding, Kinetics decoding)
