@@ -26,9 +26,9 @@ from common.matching import hungarian_match
 
 # loss weights (pnp-detr main.py: --bbox_loss_coef 5 --giou_loss_coef 2, loss_ce 1;
 # engine.py / transformer.py: sample_reg_loss 1e-4)
-WEIGHTS = {"loss_ce": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0, "sample_reg_loss": 1e-4}
+WEIGHTS = {"ce": 1.0, "bbox": 5.0, "giou": 2.0, "reg": 1e-4}
 # matching costs (main.py: --set_cost_class 1 --set_cost_bbox 5 --set_cost_giou 2)
-COSTS = {"cost_class": 1.0, "cost_bbox": 5.0, "cost_giou": 2.0}
+COSTS = {"class": 1.0, "bbox": 5.0, "giou": 2.0}
 # stands in for padded target boxes so that no NaN reaches a gradient through jnp.where
 _DUMMY_BOX = jnp.array([0.5, 0.5, 1.0, 1.0], jnp.float32)
 
@@ -54,7 +54,7 @@ def matching_cost(pred_logits, pred_boxes, target_boxes, target_labels, target_v
     cost_bbox = jnp.sum(jnp.abs(pred[..., :, None, :] - tgt[..., None, :, :]), axis=-1)
     cost_giou = -box_ops.generalized_box_iou(box_ops.box_cxcywh_to_xyxy(pred),
                                              box_ops.box_cxcywh_to_xyxy(tgt))
-    return c["cost_bbox"] * cost_bbox + c["cost_class"] * cost_class + c["cost_giou"] * cost_giou
+    return c["bbox"] * cost_bbox + c["class"] * cost_class + c["giou"] * cost_giou
 
 
 def set_criterion(outputs: Mapping, targets: Mapping, *, num_classes: int = 91, eos_coef: float = 0.1,
@@ -66,6 +66,8 @@ def set_criterion(outputs: Mapping, targets: Mapping, *, num_classes: int = 91, 
       (cxcywh in [0, 1]), optional "sample_reg_loss" scalar.
     targets: "boxes" [B, T, 4] cxcywh normalised, "labels" [B, T] int (raw class index
       < num_classes), "box_valid" [B, T] bool.
+    weights: {"ce", "bbox", "giou", "reg"} (default WEIGHTS), costs: {"class", "bbox",
+      "giou"} (default COSTS); unknown keys are errors.
     Metrics: loss (weighted total), loss_ce / loss_bbox / loss_giou / cardinality_error of
     the last layer and `_i` of auxiliary layer i (DETR's names, unweighted), class_error,
     sample_reg_loss.
@@ -116,8 +118,8 @@ def set_criterion(outputs: Mapping, targets: Mapping, *, num_classes: int = 91, 
     card_err = jnp.mean(jnp.abs(card_pred - jnp.sum(tgt_valid, -1)[None]).astype(jnp.float32), -1)
 
     reg = jnp.asarray(outputs.get("sample_reg_loss", 0.0), jnp.float32)
-    total = (w["loss_ce"] * jnp.sum(loss_ce) + w["loss_bbox"] * jnp.sum(loss_bbox)
-             + w["loss_giou"] * jnp.sum(loss_giou) + w["sample_reg_loss"] * reg)
+    total = (w["ce"] * jnp.sum(loss_ce) + w["bbox"] * jnp.sum(loss_bbox)
+             + w["giou"] * jnp.sum(loss_giou) + w["reg"] * reg)
 
     metrics = {"loss": total, "class_error": jax.lax.stop_gradient(class_error),
                "sample_reg_loss": reg}
