@@ -7,7 +7,7 @@ augmentation RNG is derived from its global position, and process p of P reads r
 exactly the batches one process would, and the iterator state (one integer position)
 makes a resumed run continue with exactly the batches an uninterrupted run sees.
 """
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import grain
 import numpy as np
@@ -95,27 +95,31 @@ def _read_options(num_threads: int, prefetch: int) -> grain.ReadOptions:
 def train_dataset(source, transform: Callable[[Mapping, np.random.Generator], Mapping],
                   global_batch: int, seed: int, process_index: int, process_count: int,
                   num_threads: int = 2, prefetch: int = 2,
-                  order_fn: Callable[[int], np.ndarray] | None = None) -> grain.IterDataset:
+                  order_fn: Callable[[int], np.ndarray] | None = None,
+                  batch_fn: Callable[[Sequence[Mapping]], Mapping] | None = None) -> grain.IterDataset:
     """Infinite, per-epoch reshuffled (or `order_fn`-sampled), augmented, batched stream of
-    this process's rows."""
+    this process's rows. `batch_fn` turns a list of elements into a batch (default: stack
+    every leaf), e.g. to pad variable-size elements to a common shape."""
     if order_fn is None:
         ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
     else:
         ds = EpochOrder(grain.MapDataset.source(source), order_fn)
     ds = ds.random_map(transform, seed=seed + 1)
     ds = ProcessRows(ds, global_batch, process_index, process_count)
-    ds = ds.batch(global_batch // process_count, drop_remainder=True)
+    ds = ds.batch(global_batch // process_count, drop_remainder=True, batch_fn=batch_fn)
     return ds.to_iter_dataset(_read_options(num_threads, prefetch))
 
 
 def eval_dataset(source, transform: Callable[[Mapping], Mapping], global_batch: int,
                  process_index: int, process_count: int, num_threads: int = 2,
-                 prefetch: int = 2) -> grain.IterDataset:
-    """One pass over the split in order, padded with masked copies to whole batches."""
+                 prefetch: int = 2,
+                 batch_fn: Callable[[Sequence[Mapping]], Mapping] | None = None) -> grain.IterDataset:
+    """One pass over the split in order, padded with masked copies to whole batches
+    (`batch_fn` as in `train_dataset`)."""
     ds = grain.MapDataset.source(source).map(transform)
     ds = PadToMultiple(ds, global_batch)
     ds = ProcessRows(ds, global_batch, process_index, process_count)
-    ds = ds.batch(global_batch // process_count, drop_remainder=True)
+    ds = ds.batch(global_batch // process_count, drop_remainder=True, batch_fn=batch_fn)
     return ds.to_iter_dataset(_read_options(num_threads, prefetch))
 
 

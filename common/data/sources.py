@@ -40,6 +40,11 @@ class CheckedSource:
     def __len__(self):
         return len(self._source)
 
+    @property
+    def dataset_info(self):
+        """The tfds DatasetInfo (features, splits, the builder's metadata)."""
+        return self._source.dataset_info
+
     def __getitem__(self, index):
         try:
             return self._source[index]
