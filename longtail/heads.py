@@ -9,8 +9,6 @@ classifier name, `linear` or `fc`, so stage-1 weights load into it):
 - `NCMHead`: nearest class mean on cl2n features (subtract the train-feature mean, L2-normalise);
   the centroids are a non-trainable `ncm` collection filled by longtail.ncm.fit.
 - `tau_normalise`: w_c / |w_c|^tau with the bias dropped (post-hoc, no training).
-- `LinearWithFeatures`: the Linear head returning {"logits", "features"} (the IB loss needs
-  the pooled features).
 """
 import functools
 
@@ -116,22 +114,10 @@ def tau_normalise(head: dict, tau: float) -> dict:
     return {**head, "kernel": head["kernel"] / jnp.power(norm, tau), "bias": jnp.zeros_like(head["bias"])}
 
 
-class LinearWithFeatures(nn.Dense):
-    def __call__(self, x):
-        return {"logits": super().__call__(x), "features": x}
-
-
-def linear_with_features(num_classes, dtype=jnp.float32, name=None, kernel_init=nn.initializers.lecun_normal()):
-    return LinearWithFeatures(num_classes, dtype=dtype, name=name,
-                              kernel_init=nn.with_logical_partitioning(kernel_init, ("embed", "classes")))
-
-
-def make_head(name: str, cosine_scale: float = 30.0, ncm_distance: str = "l2", with_features: bool = False):
+def make_head(name: str, cosine_scale: float = 30.0, ncm_distance: str = "l2"):
     """The backbone `head` factory for config.longtail.head (None: the backbone's own Linear)."""
     if name == "linear":
-        return linear_with_features if with_features else None
-    if with_features:
-        raise ValueError(f"features are exposed by the linear head only, not {name!r}")
+        return None
     if name == "cosine":
         return functools.partial(NormedLinear, scale=cosine_scale)
     if name == "lws":

@@ -40,7 +40,7 @@ class LongTailTask(ClassificationTask):
     # ------------------------------------------------------------------ model
     def build_model(self):
         c, lt = self.config.model, self.lt
-        head = heads.make_head(lt.head, lt.cosine_scale, lt.ncm_distance, with_features=lt.loss == "ib")
+        head = heads.make_head(lt.head, lt.cosine_scale, lt.ncm_distance)
         kwargs = c.kwargs.to_dict() | ({"head": head} if head is not None else {})
         return models.create_model(c.name, num_classes=c.num_classes, dtype=compute_dtype(c.dtype), **kwargs)
 
@@ -185,6 +185,13 @@ class LongTailTask(ClassificationTask):
                 + (1.0 - lam_mean) * self.objective(outputs, y_b, step, rng)), {}
 
     def apply_model(self, params, model_state, images, *, train, rngs=None, **kwargs):
+        if train and self.lt.loss == "ib":  # the IB loss reads the pooled features beside the logits
+            taps, model_state = self._apply(params, model_state, images, train, rngs,
+                                            features=("pooled", "head"), **kwargs)
+            return {"logits": taps["head"], "features": taps["pooled"]}, model_state
+        return self._apply(params, model_state, images, train, rngs, **kwargs)
+
+    def _apply(self, params, model_state, images, train, rngs, **kwargs):
         if train and self.lt.freeze_bn:     # stage 2 without shifted BN: BN in eval mode, stats kept
             out, _ = super().apply_model(params, model_state, images, train=False, rngs=rngs, **kwargs)
             return out, model_state

@@ -62,10 +62,11 @@ def test_heads_plug_into_the_backbone_under_its_classifier_name():
     assert _count(create_model("resnet32", 10, head=heads.make_head("cosine"))) == 464_144      # LDAM-DRW, analytic
     assert _count(create_model("resnet32", 100, head=heads.make_head("cosine"))) == 469_904
     assert _count(create_model("resnet32", 10, head=heads.make_head("lws"))) == 464_154 + 10
-    exposing = create_model("resnet32", 10, head=heads.make_head("linear", with_features=True))
-    assert _count(exposing) == 464_154                                        # same Linear, same names
-    out = jax.eval_shape(lambda: exposing.init_with_output(jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)))[0])
-    assert out["logits"].shape == (2, 10) and out["features"].shape == (2, 64)
+    plain = create_model("resnet32", 10, head=heads.make_head("linear"))
+    assert _count(plain) == 464_154
+    out = jax.eval_shape(lambda: plain.init_with_output(jax.random.PRNGKey(0), jnp.zeros((2, 32, 32, 3)),
+                                                        features=("pooled", "head"))[0])
+    assert out["head"].shape == (2, 10) and out["pooled"].shape == (2, 64)   # the IB loss reads both
     v = jax.eval_shape(lambda: create_model("resnet32", 10, head=heads.make_head("ncm")).init(
         jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))
     assert "linear" not in v["params"] and v["ncm"]["linear"]["centroids"].shape == (10, 64)

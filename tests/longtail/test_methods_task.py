@@ -101,7 +101,9 @@ def test_configured_objective_is_the_method_loss(method):
     counts, y = task.train_counts, jnp.arange(8) % 10
     model = task.build_model()
     v = model.init(jax.random.PRNGKey(0), jnp.zeros((8, 32, 32, 3)))
-    out = jax.jit(model.apply)(v, jax.random.normal(jax.random.PRNGKey(1), (8, 32, 32, 3)))
+    x = jax.random.normal(jax.random.PRNGKey(1), (8, 32, 32, 3))
+    state = {k: c for k, c in v.items() if k != "params"}
+    out, _ = jax.jit(lambda p, s, x: task.apply_model(p, s, x, train=True))(v["params"], state, x)
     got = task.objective(out, y, jnp.asarray(0), jax.random.PRNGKey(2))
     if method == "sade":
         want = losses.sade(out["expert_logits"], y, counts, 2.0)
