@@ -27,7 +27,7 @@ def postprocess(logits, boxes, orig_size):
     scores, labels = probs.max(-1), probs.argmax(-1)
     h, w = orig_size[:, 0].astype(jnp.float32), orig_size[:, 1].astype(jnp.float32)
     scale = jnp.stack([w, h, w, h], axis=-1)[:, None, :]
-    return scores, labels.astype(jnp.int32), box_ops.cxcywh_to_xyxy(boxes.astype(jnp.float32)) * scale
+    return scores, labels.astype(jnp.int32), box_ops.box_cxcywh_to_xyxy(boxes.astype(jnp.float32)) * scale
 
 
 class CocoEvaluator:

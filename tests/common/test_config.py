@@ -21,7 +21,8 @@ def test_every_config_has_test_and_demo_presets_on_embedded_data(path):
     """`:test` and `:demo` run anywhere: small data that needs no download, bounded lengths."""
     for preset in ("test", "demo"):
         c = load_config(path, preset)
-        assert c.data.name.split("/")[0] in ("digits", "digits_lt", "synthetic_motion"), (path, preset)
+        assert c.data.name.split("/")[0] in ("digits", "digits_lt", "synthetic_motion", "synthetic_shapes"), \
+            (path, preset)
         if preset == "test":
             assert 0 < c.num_train_steps <= 50, (path, c.num_train_steps)
 
