@@ -1,12 +1,13 @@
 """Random-access data sources over tfds array_record datasets, with clear errors.
 
-`data_source(name, split, data_dir, builder)` opens `tfds.data_source`. `builder` is the
+`data_source(name, split, data_dir, builder)` opens a tfds data source. `builder` is the
 module that defines the tfds builder when it is not one of tfds's own (the dataset's
 `config.data.builder`, e.g. `mypackage.data`): importing it registers the builder class.
 A builder class with `PREPARES_ITSELF = True` needs no download (data generated or shipped
 with a PyPI package) and is prepared on first use. A missing dataset raises an error that
 says how to prepare it; a record that fails to decode raises an error naming the dataset,
-split and index.
+split and index. A tfds builder whose code needs TensorFlow just to be constructed (tfds's
+coco) is read from the prepared files alone, so reading never needs TensorFlow.
 """
 import importlib
 import os
@@ -22,6 +23,24 @@ def _builder(name: str, data_dir: str, module: str = ""):
     if module:
         importlib.import_module(module)  # registers the builder class
     return tfds.builder(name, data_dir=data_dir, file_format="array_record")
+
+
+def _reader(name: str, data_dir: str, module: str = ""):
+    """The builder of a dataset to read. Some of tfds's own builders (e.g. coco) need
+    TensorFlow just to be constructed; a prepared copy is then read from its files alone
+    (features.json), so training needs no TensorFlow."""
+    try:
+        return _builder(name, data_dir, module)
+    except ModuleNotFoundError as e:
+        try:
+            return tfds.core.read_only_builder.builder_from_files(name, data_dir=data_dir,
+                                                                  file_format="array_record")
+        except Exception:  # noqa: BLE001 - not prepared either: the original error says why
+            raise ModuleNotFoundError(
+                f"dataset {name!r} is not prepared in {data_dir}, and its tfds builder cannot be "
+                f"constructed here ({e}). Prepare it once (needs `pip install '.[data]'`):\n  "
+                f"tfds build {name} --data_dir={data_dir} --file_format=array_record\n"
+                f"reading the prepared copy then needs no TensorFlow.") from e
 
 
 def prepare(name: str, data_dir: str = "", manual_dir: str | None = None, builder: str = "") -> None:
@@ -55,10 +74,11 @@ class CheckedSource:
 
 def data_source(name: str, split: str, data_dir: str = "", builder: str = "") -> CheckedSource:
     data_dir = _data_dir(data_dir)
-    b = _builder(name, data_dir, builder)
+    b = _reader(name, data_dir, builder)
     if not b.is_prepared():
         if getattr(type(b), "PREPARES_ITSELF", False):
             prepare(name, data_dir, builder=builder)
+            b = _reader(name, data_dir, builder)
         else:
             manual = getattr(type(b), "MANUAL_DOWNLOAD_INSTRUCTIONS", None) or name.startswith("imagenet")
             how = (f"tfds build {name} --data_dir={data_dir} --file_format=array_record"
@@ -71,8 +91,7 @@ def data_source(name: str, split: str, data_dir: str = "", builder: str = "") ->
                 f"(needs `pip install '.[data]'`):\n  {how}\n"
                 f"or point config.data.data_dir at a directory that holds it.")
     try:
-        source = tfds.data_source(name, split=split, data_dir=data_dir,
-                                  builder_kwargs={"file_format": "array_record"})
+        source = b.as_data_source(split=split)
     except Exception as e:
         raise FileNotFoundError(f"cannot open split {split!r} of {name!r} in {data_dir}: {e}") from e
     return CheckedSource(source, name, split)

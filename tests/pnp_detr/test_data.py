@@ -1,5 +1,6 @@
 """pnp_detr data: augmentation box transforms, canvases, the COCO-format builders, the
 record reader, bad-input errors, and pycocotools on the generated stand-in."""
+import io
 import json
 import os
 
@@ -257,3 +258,53 @@ def test_category_the_head_cannot_hold(data_dir):
                           "label": [0], "is_crowd": [False], "area": [3.0], "id": [1]}}
     with pytest.raises(ValueError, match=r"image 5 \(five.png\): category id 95"):
         data.Element(cfg.data, num_classes=91, train=False)(record)
+
+
+class Coco2017Layout(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Records with exactly tfds coco/2017's features (80-way ClassLabel, integer area)."""
+    VERSION = tfds.core.Version("1.1.0")        # tfds object_detection/coco.py, config 2017
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(encoding_format="jpeg"),
+            "image/filename": tfds.features.Text(),
+            "image/id": np.int64,
+            "objects": tfds.features.Sequence({
+                "id": np.int64, "area": np.int64, "bbox": tfds.features.BBoxFeature(),
+                "label": tfds.features.ClassLabel(num_classes=80), "is_crowd": np.bool_})}))
+
+    def _split_generators(self, dl_manager):
+        return {"validation": self._generate_examples()}
+
+    def _generate_examples(self):
+        buf = io.BytesIO()
+        Image.fromarray(np.full((30, 40, 3), 128, np.uint8)).save(buf, format="JPEG")
+        for i, labels in enumerate([[0, 11, 79], []]):
+            yield i, {"image": buf.getvalue(), "image/filename": f"{i}.jpg", "image/id": 10 + i,
+                      "objects": [{"id": k, "area": 12, "bbox": tfds.features.BBox(0.1, 0.2, 0.5, 0.6),
+                                   "label": label, "is_crowd": k == 1} for k, label in enumerate(labels)]}
+
+
+def test_tfds_coco_2017_layout_reads_raw_ids(tmp_path):
+    """A prepared coco/2017 directory is read (without TensorFlow, from its files) and its
+    labels become raw COCO ids; its ground truth keeps the crowd."""
+    Coco2017Layout(data_dir=str(tmp_path / "make"), file_format="array_record").download_and_prepare(
+        file_format="array_record")
+    src_dir = tmp_path / "make" / "coco2017_layout" / "1.1.0"
+    dst = tmp_path / "tfds" / "coco" / "2017" / "1.1.0"
+    dst.mkdir(parents=True)
+    for f in os.listdir(src_dir):
+        (dst / f.replace("coco2017_layout", "coco")).write_bytes((src_dir / f).read_bytes())
+    info = json.loads((dst / "dataset_info.json").read_text())
+    info.update(name="coco", configName="2017", moduleName="tensorflow_datasets.object_detection.coco")
+    (dst / "dataset_info.json").write_text(json.dumps(info))
+    src = sources.data_source("coco/2017", "validation", str(tmp_path / "tfds"))
+    records = sorted((data.read_record(src[i]) for i in range(len(src))), key=lambda r: r["image_id"])
+    np.testing.assert_array_equal(records[0]["labels"], [1, 13, 90])
+    gt = data.coco_ground_truth(src)
+    assert [a["category_id"] for a in gt["annotations"]] == [1, 13, 90]
+    assert [a["iscrowd"] for a in gt["annotations"]] == [0, 1, 0] and len(gt["images"]) == 2
+    cfg = _config(tmp_path, name="coco/2017", builder="")
+    cfg.model.num_classes = 91
+    el = data.Element(cfg.data, 91, train=False)(src[0])
+    assert el["box_valid"].sum() in (0, 2)
