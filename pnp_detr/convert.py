@@ -88,11 +88,11 @@ def rules(num_heads: int):
     return table
 
 
-def build_model(variant: str, state_dict: Mapping[str, np.ndarray]):
-    """The variant, with the checkpoint's class and query counts."""
+def build_model(variant: str, state_dict: Mapping[str, np.ndarray], **overrides):
+    """The variant (with `overrides`), with the checkpoint's class and query counts."""
     from pnp_detr.model import create_model
     return create_model(variant, num_classes=state_dict["class_embed.weight"].shape[0] - 1,
-                        num_queries=state_dict["query_embed.weight"].shape[0])
+                        num_queries=state_dict["query_embed.weight"].shape[0], **overrides)
 
 
 def fresh_sampler_params(model, seed: int = 0) -> dict:
@@ -111,15 +111,16 @@ def fresh_sampler_params(model, seed: int = 0) -> dict:
 
 
 def convert_state_dict(state_dict: Mapping[str, np.ndarray], variant: str = "pnp_detr_r50",
-                       seed: int = 0) -> tuple[dict, list[str]]:
-    """{official name: array} -> (variables of `variant`, notes). A PnP variant converted
-    from a checkpoint without sampler gets a fresh sampler (`seed`), named in the notes."""
+                       seed: int = 0, **overrides) -> tuple[dict, list[str]]:
+    """{official name: array} -> (variables of `create_model(variant, **overrides)`, notes).
+    A PnP variant converted from a checkpoint without sampler gets a fresh sampler (`seed`),
+    named in the notes."""
     import jax
     import jax.numpy as jnp
     from flax import linen as nn
 
     from common.convert import check_against
-    model = build_model(variant, state_dict)
+    model = build_model(variant, state_dict, **overrides)
     variables = convert_with_rules(split_in_proj(state_dict), rules(model.num_heads), IGNORE)
     notes = []
     has_sampler = any(k.startswith("transformer.sampler.") for k in state_dict)

@@ -117,6 +117,7 @@ VARIANTS = {
                  num_heads=4, ffn_dim=64, num_encoder_layers=2, num_decoder_layers=2, num_queries=10,
                  num_pool_tokens=4),
 }
+VARIANTS["tiny_detr"] = {**VARIANTS["tiny"], **_DETR}
 
 
 def create_model(name: str, num_classes: int = 91, dtype=jnp.float32, **overrides) -> PnPDETR:
