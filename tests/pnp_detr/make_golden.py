@@ -84,11 +84,14 @@ def sampler_fixture(official) -> dict:
     return out
 
 
-def tiny_model(official, with_sampler: bool):
-    """The official DETR at the width of VARIANTS["tiny"] (no pretrained download)."""
+def official_model(official, variant: str, alpha: float):
+    """The official DETR (PnP-DETR's with a sampler, else plain DETR's) built like our
+    VARIANTS[variant]: torchvision ResNet with FrozenBatchNorm2d, no pretrained download."""
     import torchvision
     from pnp_detr.model import VARIANTS
-    t = VARIANTS["tiny"]
+    t = {**VARIANTS["pnp_detr_r50"], **VARIANTS[variant]}
+    t = {**dict(backbone_base_width=64, dilation=False, hidden_dim=256, num_heads=8, ffn_dim=2048,
+                num_encoder_layers=6, num_decoder_layers=6, num_queries=100, use_sampler=True), **t}
     resnet = torchvision.models.resnet.ResNet(
         torchvision.models.resnet.Bottleneck, list(t["backbone_layers"]), width_per_group=t["backbone_base_width"],
         replace_stride_with_dilation=[False, False, t["dilation"]], norm_layer=official.backbone.FrozenBatchNorm2d)
@@ -99,35 +102,42 @@ def tiny_model(official, with_sampler: bool):
     kw = dict(d_model=t["hidden_dim"], nhead=t["num_heads"], num_encoder_layers=t["num_encoder_layers"],
               num_decoder_layers=t["num_decoder_layers"], dim_feedforward=t["ffn_dim"], dropout=0.1,
               normalize_before=False, return_intermediate_dec=True)
-    if with_sampler:
-        kw.update(sample_topk_ratio=golden.MODEL_ALPHA, score_pred_net="2layer-fc-256", kproj_net="1layer-fc",
+    if t["use_sampler"]:
+        kw.update(sample_topk_ratio=alpha, score_pred_net="2layer-fc-256", kproj_net="1layer-fc",
                   unsample_abstract_number=t["num_pool_tokens"])
     transformer = official.transformer.Transformer(**kw)
     return official.detr.DETR(backbone, transformer, num_classes=91, num_queries=t["num_queries"], aux_loss=True)
 
 
-def model_fixture(official, with_sampler: bool) -> dict:
+def run_official(model, official, images: np.ndarray, pad: np.ndarray, alpha: float, with_sampler: bool) -> dict:
+    """Eval-mode outputs of every decoder layer and the encoder memory (batch-first)."""
     import torch
-    model = tiny_model(official, with_sampler)
-    names, shapes = randomise(model, golden.MODEL_SEED)
     model.eval()
     captured = {}
-    model.transformer.encoder.register_forward_hook(lambda m, i, o: captured.update(memory=o))
-    model.transformer.encoder.register_forward_pre_hook(
-        lambda m, args, kw: captured.update(memory_pad=kw["src_key_padding_mask"]), with_kwargs=True)
-    images = golden.random_images(golden.MODEL_VALID, golden.MODEL_CANVAS, golden.MODEL_SEED)
-    pad = ~golden.valid_pixels(golden.MODEL_VALID, golden.MODEL_CANVAS)
+    hooks = [model.transformer.encoder.register_forward_hook(lambda m, i, o: captured.update(memory=o)),
+             model.transformer.encoder.register_forward_pre_hook(
+                 lambda m, args, kw: captured.update(memory_pad=kw["src_key_padding_mask"]), with_kwargs=True)]
     samples = official.NestedTensor(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()), torch.from_numpy(pad))
     with torch.no_grad():
-        out = model(samples, golden.MODEL_ALPHA) if with_sampler else model(samples)
+        out = model(samples, alpha) if with_sampler else model(samples)
+    for h in hooks:
+        h.remove()
     layers = out["aux_outputs"] + [out]
-    fixture = {"names": np.array(names), "shapes": json.dumps(shapes),
-               "pred_logits": np.stack([o["pred_logits"].numpy() for o in layers]),
-               "pred_boxes": np.stack([o["pred_boxes"].numpy() for o in layers]),
-               "memory": captured["memory"].permute(1, 0, 2).numpy(), "memory_pad": captured["memory_pad"].numpy()}
+    result = {"pred_logits": np.stack([o["pred_logits"].numpy() for o in layers]),
+              "pred_boxes": np.stack([o["pred_boxes"].numpy() for o in layers]),
+              "memory": captured["memory"].permute(1, 0, 2).numpy(), "memory_pad": captured["memory_pad"].numpy()}
     if with_sampler:
-        fixture["sample_reg_loss"] = out["sample_reg_loss"].numpy()
-    return fixture
+        result["sample_reg_loss"] = out["sample_reg_loss"].numpy()
+    return result
+
+
+def model_fixture(official, with_sampler: bool) -> dict:
+    model = official_model(official, "tiny" if with_sampler else "tiny_detr", golden.MODEL_ALPHA)
+    names, shapes = randomise(model, golden.MODEL_SEED)
+    images = golden.random_images(golden.MODEL_VALID, golden.MODEL_CANVAS, golden.MODEL_SEED)
+    pad = ~golden.valid_pixels(golden.MODEL_VALID, golden.MODEL_CANVAS)
+    out = run_official(model, official, images, pad, golden.MODEL_ALPHA, with_sampler)
+    return {"names": np.array(names), "shapes": json.dumps(shapes), **out}
 
 
 def main():
