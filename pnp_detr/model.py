@@ -76,7 +76,7 @@ class PnPDETR(nn.Module):
                           dtype=self.dtype, name="backbone")
         features = backbone(images, train=train, features=("layer4",))["layer4"]     # [B, H_f, W_f, C]
         b, h, w, _ = features.shape
-        valid = downsample_mask(pixel_mask, (h, w))
+        valid = downsample_mask(jnp.asarray(pixel_mask).astype(bool), (h, w))
         pos = sine_position_embedding(valid, self.hidden_dim // 2).reshape(b, h * w, self.hidden_dim)
         x = torch_dense(self.hidden_dim, features.shape[-1], ("conv_out", "embed"), "input_proj", self.dtype)(features)
         query_pos = self.param("query_embed", nn.with_logical_partitioning(nn.initializers.normal(1.0), (None, "embed")),

@@ -16,6 +16,7 @@ from common import models
 from common.optim import path_str
 from pnp_detr.convert import convert_state_dict
 from pnp_detr.model import FROZEN_PARAMS, VARIANTS
+from pnp_detr.transformer import Transformer
 from tests.pnp_detr import golden
 
 # total = every parameter (FrozenBatchNorm arrays are batch_stats, not parameters);
@@ -171,3 +172,53 @@ def test_bfloat16_compute_is_close_to_float32(tiny_variables, batch, static_appl
     ref = static_apply(tiny_variables, images, valid, 0.5)
     assert out["pred_logits"].dtype == jnp.float32 and np.isfinite(np.asarray(out["pred_logits"])).all()
     np.testing.assert_allclose(np.asarray(out["pred_boxes"]), np.asarray(ref["pred_boxes"]), atol=0.1)
+
+
+def test_params_shard_by_the_default_logical_axis_rules(tiny_variables, batch, static_apply):
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from common.config import base_config
+    from common.sharding import logical_shardings
+    assert jax.device_count() >= 8
+    mesh = Mesh(np.array(jax.devices()[:8]).reshape(2, 2, 2), ("data", "fsdp", "model"))
+    rules = base_config().logical_axis_rules
+    shardings = logical_shardings(abstract_variables(pnp_detr.create_model("tiny")), mesh, rules)
+    spread = [s for s in jax.tree_util.tree_leaves(shardings["params"]) if any(a is not None for a in s.spec)]
+    assert len(spread) > 50
+    images, valid = batch
+    sharded = jax.device_put(tiny_variables, shardings)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    out = static_apply(sharded, jax.device_put(images, replicated), jax.device_put(valid, replicated), 0.5)
+    ref = static_apply(tiny_variables, images, valid, 0.5)
+    np.testing.assert_allclose(np.asarray(out["pred_logits"]), np.asarray(ref["pred_logits"]), atol=1e-5)
+
+
+def test_transformer_and_sampler_initialisation_is_the_official_one():
+    """Xavier-uniform on the transformer's matrices (the fused (3d, d) in_proj's bound for q, k,
+    v), zero attention biases, PyTorch's default U(+-1/sqrt(fan_in)) for FFN biases and the
+    sampler."""
+    d, ffn = 64, 128
+    transformer = Transformer(num_heads=4, ffn_dim=ffn, num_encoder_layers=1, num_decoder_layers=1, num_pool_tokens=5)
+    x = jnp.zeros((1, 20, d))
+    params = nn.meta.unbox(jax.jit(transformer.init, static_argnums=5)(
+        jax.random.PRNGKey(0), x, jnp.ones((1, 20), bool), x, jnp.zeros((7, d)), 0.5))["params"]
+
+    def bound_is(w, bound):
+        w = np.abs(np.asarray(w))
+        assert (0.9 if w.size >= 64 else 0.0) * bound < w.max() <= bound, (w.max(), bound)
+
+    layer = params["decoder"]["layers_0"]
+    for attn in ("self_attn", "multihead_attn"):
+        for part in ("query", "key", "value"):
+            bound_is(layer[attn][part]["kernel"], np.sqrt(6 / (d + 3 * d)))
+            assert not np.asarray(layer[attn][part]["bias"]).any()
+        bound_is(layer[attn]["out_proj"]["kernel"], np.sqrt(6 / (2 * d)))
+        assert not np.asarray(layer[attn]["out_proj"]["bias"]).any()
+    bound_is(layer["linear1"]["kernel"], np.sqrt(6 / (d + ffn)))
+    bound_is(layer["linear1"]["bias"], 1 / np.sqrt(d))
+    bound_is(layer["linear2"]["bias"], 1 / np.sqrt(ffn))
+    np.testing.assert_array_equal(np.asarray(layer["norm1"]["scale"]), 1.0)
+    for name in ("score_pred_net_0", "k_proj", "v_proj"):
+        bound_is(params["sampler"][name]["kernel"], 1 / np.sqrt(d))
+        bound_is(params["sampler"][name]["bias"], 1 / np.sqrt(d))
+    bound_is(params["sampler"]["score_pred_net_2"]["kernel"], 1 / np.sqrt(d))
