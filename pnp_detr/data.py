@@ -123,7 +123,7 @@ def load_annotations(path: str) -> dict:
             "categories": sorted(categories.values(), key=lambda c: c["id"])}
 
 
-def _image_dirs(root: str, annotation_file: str, split: str) -> list[str]:
+def _image_dirs(root: str, annotation_file: str) -> list[str]:
     stem = os.path.basename(annotation_file)[len("instances_"):-len(".json")]   # e.g. train2017
     return [d for d in (os.path.join(root, stem), os.path.join(root, "images"), root) if os.path.isdir(d)]
 
@@ -198,7 +198,7 @@ class CocoFormat(tfds.core.GeneratorBasedBuilder):
         return generators
 
     def _generate_examples(self, root, path, split, ann):
-        dirs = _image_dirs(root, path, split)
+        dirs = _image_dirs(root, path)
         label_of = {c["id"]: i for i, c in enumerate(ann["categories"])}
         for image in ann["images"]:
             file = next((os.path.join(d, image["file_name"]) for d in dirs
