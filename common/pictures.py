@@ -1,5 +1,6 @@
-"""Pictures of what a model does: boxes and keypoints drawn on images, cell overlays, and a
-grid writer that puts several panels with titles into one PNG (Pillow only).
+"""Pictures of what a model does: boxes and keypoints drawn on images, cell overlays, a bar
+chart of scores, and a grid writer that puts several panels with titles into one PNG
+(Pillow only).
 
 Images are uint8 [H, W, 3] arrays; boxes are xyxy in pixels of that image.
 """
@@ -69,6 +70,43 @@ def shade_cells(image: np.ndarray, cells: np.ndarray, color=(255, 200, 0), alpha
     return np.where(on, tinted, image * 0.6).astype(np.uint8)
 
 
+def bar_chart(labels: Sequence[str], values: Sequence[float], colors: Sequence[tuple[int, int, int]] = (),
+              width: int = 320, row_height: int = 18, max_value: float = 1.0,
+              value_format: str = "{:.3f}") -> np.ndarray:
+    """Horizontal bars, one row per label (e.g. classes and their probabilities), each bar
+    `value / max_value` of the bar column long with its value printed after it; labels
+    longer than half the panel are cut with an ellipsis."""
+    font = _font(12)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = lambda t: measure.textbbox((0, 0), t, font=font)[2]  # noqa: E731
+    max_label = width // 2
+
+    def fit(text: str) -> str:
+        if text_w(text) <= max_label:
+            return text
+        while text and text_w(text + "…") > max_label:
+            text = text[:-1]
+        return text + "…"
+
+    labels = [fit(str(t)) for t in labels]
+    label_w = max([text_w(t) for t in labels] + [0]) + 6
+    value_w = text_w(value_format.format(max_value)) + 6
+    bar_w = max(width - label_w - value_w - 4, 10)
+    colors = list(colors) or [(70, 130, 200)]
+    img = Image.new("RGB", (width, max(len(labels), 1) * row_height + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for i, (text, v) in enumerate(zip(labels, values)):
+        y = 2 + i * row_height
+        frac = min(max(float(v) / max_value, 0.0), 1.0) if max_value > 0 else 0.0
+        draw.text((2, y + 2), text, fill=(0, 0, 0), font=font)
+        draw.rectangle([label_w, y + 3, label_w + bar_w, y + row_height - 3], outline=(210, 210, 210))
+        if frac > 0:
+            draw.rectangle([label_w, y + 3, label_w + max(int(round(frac * bar_w)), 1), y + row_height - 3],
+                           fill=tuple(colors[i % len(colors)]))
+        draw.text((label_w + bar_w + 4, y + 2), value_format.format(float(v)), fill=(0, 0, 0), font=font)
+    return np.asarray(img)
+
+
 def image_grid(panels: Sequence[np.ndarray], titles: Sequence[str] = (), columns: int = 0,
                pad: int = 6, background=(255, 255, 255)) -> np.ndarray:
     """Panels (uint8 images of any sizes) in a grid, each with its title above it."""
@@ -88,6 +126,31 @@ def image_grid(panels: Sequence[np.ndarray], titles: Sequence[str] = (), columns
             draw.text((x, y), titles[i], fill=(0, 0, 0), font=_font(12))
         canvas.paste(Image.fromarray(p if p.ndim == 3 else np.repeat(p[..., None], 3, -1)), (x, y + title_h))
     return np.asarray(canvas)
+
+
+def side_by_side(panels: Sequence[np.ndarray], pad: int = 6, background=(255, 255, 255)) -> np.ndarray:
+    """Panels of any sizes in one row, tops aligned, each as wide as itself."""
+    panels = [np.asarray(p, np.uint8) for p in panels]
+    panels = [p if p.ndim == 3 else np.repeat(p[..., None], 3, -1) for p in panels]
+    canvas = Image.new("RGB", (sum(p.shape[1] for p in panels) + pad * (len(panels) + 1),
+                               max(p.shape[0] for p in panels) + 2 * pad), background)
+    x = pad
+    for p in panels:
+        canvas.paste(Image.fromarray(p), (x, pad))
+        x += p.shape[1] + pad
+    return np.asarray(canvas)
+
+
+def fit_for_display(image: np.ndarray, min_side: int = 160, max_side: int = 384) -> np.ndarray:
+    """`image` enlarged by a whole factor (nearest: pixels stay sharp) until its short side
+    reaches `min_side`, or shrunk (bilinear) until its long side fits in `max_side`."""
+    img = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
+    w, h = img.size
+    if max(w, h) > max_side:
+        s = max_side / max(w, h)
+        return np.asarray(img.resize((max(int(w * s), 1), max(int(h * s), 1)), Image.BILINEAR))
+    k = max(1, min(min_side // max(min(w, h), 1), max_side // max(w, h)))
+    return np.asarray(img.resize((w * k, h * k), Image.NEAREST)) if k > 1 else np.asarray(img)
 
 
 def save_png(path: str, image: np.ndarray) -> str:
