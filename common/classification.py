@@ -5,16 +5,18 @@ Papers that train differently subclass `ClassificationTask` and override only th
 that differs: `train_element`/`eval_element` (data), `mix` (Mixup/CutMix or token
 mixing), `loss` (objective), `logits` (reading the model output), `eval_params` (the
 weights evaluated), `eval_metrics` / `finalize_eval` (per-batch sums and the paper's
-metric from their totals).
+metric from their totals). `common.predict` runs a checkpoint on files through
+`input_suffixes`, `predict_element`, `predict_probs` and `class_groups`.
 """
 import functools
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from PIL import Image, ImageOps
 
 from common import models, optim
 from common.data import mixup, pipeline, sources, transforms
@@ -29,6 +31,14 @@ def compute_dtype(name: str):
     if name not in DTYPES:
         raise ValueError(f"model.dtype {name!r} is not one of {sorted(DTYPES)}")
     return DTYPES[name]
+
+
+class PredictElement(NamedTuple):
+    """One input file made ready for `predict_probs`: the model input as the eval pipeline
+    makes it, the (caption, uint8 image) panels of its picture, and facts for its JSON."""
+    input: np.ndarray
+    panels: list
+    info: dict
 
 
 @register_task("classification")
@@ -190,6 +200,24 @@ class ClassificationTask(Task):
     def predict_step(self, state: TrainState, batch):
         net = state.model
         return self.apply_model(self.eval_params(net), net.model_state, batch["image"], train=False)[0]
+
+    # ------------------------------------------------------------------ prediction on files
+    input_suffixes = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+    def predict_element(self, path: str) -> PredictElement:
+        """An image file (EXIF orientation applied) through the eval transform."""
+        with Image.open(path) as f:
+            image = np.asarray(ImageOps.exif_transpose(f).convert("RGB"))
+        return PredictElement(self.eval_element({"image": image, "label": 0})["image"], [("", image)],
+                              {"height": image.shape[0], "width": image.shape[1]})
+
+    def predict_probs(self, state: TrainState, batch) -> jnp.ndarray:
+        """[B, K] class probabilities of batch["image"], from the logits the eval step scores."""
+        return jax.nn.softmax(self.logits(self.predict_step(state, batch)).astype(jnp.float32), axis=-1)
+
+    def class_groups(self) -> list[str] | None:
+        """A group name for every class, shown beside its predictions, or None."""
+        return None
 
     def eval_step(self, state: TrainState, batch) -> dict:
         return self.eval_metrics(self.logits(self.predict_step(state, batch)).astype(jnp.float32), batch)

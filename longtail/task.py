@@ -14,6 +14,7 @@ backbone stays in train mode by default, so its BatchNorm statistics are re-esti
 the stage-2 (class-balanced) batches: MiSLAS's "shifted BN"; `freeze_bn` keeps them.
 """
 import functools
+import logging
 from typing import Mapping
 
 import jax
@@ -26,6 +27,8 @@ from common.classification import ClassificationTask, compute_dtype
 from common.data import pipeline
 from common.tasks import register_task
 from longtail import heads, losses, metrics, samplers
+
+log = logging.getLogger(__name__)
 
 
 @register_task("longtail")
@@ -206,9 +209,29 @@ class LongTailTask(ClassificationTask):
         name = heads.classifier_name(params)
         return {**params, name: heads.tau_normalise(dict(params[name]), tau)}
 
-    def eval_metrics(self, logits, batch):
+    def adjusted(self, logits):
+        """The logits as evaluated: post-hoc logit adjustment when the config asks for it."""
         if self.lt.posthoc_tau > 0:
-            logits = losses.posthoc_adjust(logits, self.train_counts, self.lt.posthoc_tau)
+            return losses.posthoc_adjust(logits, self.train_counts, self.lt.posthoc_tau)
+        return logits
+
+    def predict_probs(self, state, batch):
+        logits = self.logits(self.predict_step(state, batch)).astype(jnp.float32)
+        return jax.nn.softmax(self.adjusted(logits), axis=-1)
+
+    def class_groups(self):
+        """'many' / 'medium' / 'few' per class, from its training count (the survey's groups);
+        None when the training split is not at hand."""
+        try:
+            counts = self.train_counts
+        except (FileNotFoundError, ImportError) as e:    # not prepared, or preparing needs TensorFlow
+            log.warning("no many/medium/few groups: %s", e)
+            return None
+        groups = metrics.shot_groups(counts, self.lt.many_threshold, self.lt.few_threshold)
+        return [next(name for name, mask in groups.items() if mask[c]) for c in range(self.num_classes)]
+
+    def eval_metrics(self, logits, batch):
+        logits = self.adjusted(logits)
         labels = batch["label"]
         mask = batch.get("mask", jnp.ones(labels.shape, jnp.float32))
         hit = (jnp.argmax(logits, -1) == labels).astype(jnp.float32) * mask
