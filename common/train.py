@@ -133,7 +133,8 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
             row["examples_per_sec"] = n_window * task.examples_per_step() / max(dt, 1e-9)
             writer.write(step, row)
             if bar is not None:
-                bar.set_postfix({k.removeprefix("train/"): f"{row[k]:.4f}" for k in list(scalars)[:3]}
+                shown = sorted(scalars, key=lambda k: k != "train/loss")[:3]    # the loss first
+                bar.set_postfix({k.removeprefix("train/"): f"{row[k]:.4f}" for k in shown}
                                 | ({"lr": f"{float(row['lr']):.2e}"} if "lr" in row else {}))
             window.update(sums={}, count=0)
             t_window, n_window = time.perf_counter(), 0

@@ -52,6 +52,10 @@ class PnPDETR(nn.Module):
     backbone_block: str = "bottleneck"
     backbone_base_width: int = 64
     dilation: bool = False                # DC5: layer4 dilated, stride 16
+    # DETR: FrozenBatchNorm everywhere and stem + layer1 frozen (models/backbone.py); a model
+    # trained from scratch (the CPU demo) needs "batch" and 0
+    backbone_norm: str = "frozen"
+    frozen_stages: int = 1
     hidden_dim: int = 256
     num_heads: int = 8
     ffn_dim: int = 2048
@@ -72,7 +76,8 @@ class PnPDETR(nn.Module):
         if self.use_sampler and alpha is None:
             raise ValueError("PnP-DETR needs the poll ratio alpha")
         backbone = ResNet(layers=self.backbone_layers, block=self.backbone_block, base_width=self.backbone_base_width,
-                          norm="frozen", frozen_stages=1, replace_stride_with_dilation=(False, False, self.dilation),
+                          norm=self.backbone_norm, frozen_stages=self.frozen_stages,
+                          replace_stride_with_dilation=(False, False, self.dilation),
                           dtype=self.dtype, name="backbone")
         features = backbone(images, train=train, features=("layer4",))["layer4"]     # [B, H_f, W_f, C]
         b, h, w, _ = features.shape

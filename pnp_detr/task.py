@@ -87,9 +87,13 @@ class DetectionTask(Task):
         return TrainState.create(model=Network.create(variables["params"], self.tx_and_schedule[0], model_state))
 
     def apply(self, net, batch, alpha, *, train: bool, rng=None):
-        return self.model.apply({"params": net.params, **net.model_state}, batch["image"].astype(
+        """(outputs, model state): a backbone with trainable BatchNorm updates its statistics
+        in training; FrozenBatchNorm leaves them as they are."""
+        mutable = ["batch_stats"] if train and "batch_stats" in net.model_state else False
+        out = self.model.apply({"params": net.params, **net.model_state}, batch["image"].astype(
             compute_dtype(self.config.model.dtype)), batch["pixel_mask"], alpha, train=train,
-            rngs={"dropout": rng} if rng is not None else None)
+            rngs={"dropout": rng} if rng is not None else None, mutable=mutable)
+        return out if mutable else (out, net.model_state)
 
     # ------------------------------------------------------------------ steps
     def sample_alpha(self, rng):
@@ -107,19 +111,20 @@ class DetectionTask(Task):
         l = self.config.loss
 
         def loss_fn(params):
-            outputs = self.apply(net.replace(params=params), batch, alpha, train=True, rng=k_drop)
-            return losses.set_criterion(
+            outputs, model_state = self.apply(net.replace(params=params), batch, alpha, train=True, rng=k_drop)
+            loss, metrics = losses.set_criterion(
                 outputs, targets, num_classes=self.num_classes, eos_coef=l.eos_coef,
                 weights=dict(ce=l.ce, bbox=l.bbox, giou=l.giou, reg=l.sample_reg), solver=l.matcher)
+            return loss, (metrics, model_state)
 
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
+        (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(net.params)
         tx, schedule = self.tx_and_schedule
-        net = net.apply_gradients(grads, tx)
+        net = net.apply_gradients(grads, tx, model_state=model_state)
         return state.update(model=net), {**metrics, "train/loss": loss, "train/alpha": alpha,
                                          "lr": schedule(state.step), "train/grad_norm": optax.global_norm(grads)}
 
     def predict_step(self, state: TrainState, batch, alpha: float | None = None):
-        return self.apply(state.model, batch, self.default_alpha if alpha is None else alpha, train=False)
+        return self.apply(state.model, batch, self.default_alpha if alpha is None else alpha, train=False)[0]
 
     def eval_step(self, state: TrainState, batch, alpha: float = 1.0):
         outputs = self.predict_step(state, batch, alpha)

@@ -76,6 +76,9 @@ def apply_preset(c, arg: str):
     tiny = "tiny" if c.pnp.eval_alphas else "tiny_detr"
     c.model.name = f"pnp_detr:{tiny}"
     c.model.num_classes = 19                   # the stand-in's category ids are 1, 3 and 18
+    k = c.model.kwargs
+    k.hidden_dim, k.ffn_dim, k.dropout = 64, 128, 0.0   # the tiny variant, a little wider; no dropout
+    k.backbone_norm, k.frozen_stages = "frozen", 1      # `test` keeps DETR's backbone setting
     d = c.data
     d.builder = "pnp_detr.data"
     d.name = "synthetic_shapes/small" if arg == "test" else "synthetic_shapes"
@@ -86,14 +89,17 @@ def apply_preset(c, arg: str):
     d.canvases = ((128, 128),)
     d.max_boxes = 8
     d.num_threads = 2
-    c.optim.groups = c.optim.groups[:1]        # trained from scratch: no pretrained backbone to protect
-    c.optim.lr = 2e-4
+    c.optim.lr = 1e-3
     c.schedule.name = "constant"
     c.keep_checkpoints = 2
     if arg == "test":
         c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 4
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 2, 4, 2
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
+        # from scratch, a frozen random stem and FrozenBatchNorm (DETR's setting for an
+        # ImageNet-pretrained backbone) cannot learn: every stage trains, with BatchNorm
+        k.backbone_norm, k.frozen_stages = "batch", 0
+        c.optim.groups = ()
         c.batch_size, c.eval_batch_size, c.num_train_steps = 16, 32, 1500
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 500, 500
 

@@ -1,0 +1,96 @@
+"""The detection task on the platform's loop: trains on the synthetic_shapes stand-in from
+the `:test` preset, evaluates COCO AP at every eval alpha, resumes exactly, gives the same
+step on 8 devices as on 1, and draws its predictions."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from common import sharding, train
+from common.metrics_writer import read_metrics
+from common.runner import Run
+from tests.common.configs import ROOT, load_config
+
+CONFIG = "configs/pnp_detr/pnp_detr_r50.py"
+
+
+def _losses(workdir):
+    return [(r["step"], r["train/loss"], r["train/alpha"]) for r in read_metrics(workdir) if "train/loss" in r]
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal metrics, NaN included (APl is NaN: the stand-in has no large objects)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("pnp"))
+    return workdir, train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False)
+
+
+def test_trains_and_scores_coco_ap_at_every_alpha(run):
+    workdir, metrics = run
+    assert sorted(metrics) == ["eval_alpha0.33", "eval_alpha0.5", "eval_alpha0.65", "eval_alpha0.8"]
+    for m in metrics.values():
+        assert m["images"] == 8 and 0.0 <= m["AP"] <= 100.0 and 0.0 <= m["AP50"] <= 100.0
+    rows = _losses(workdir)
+    assert [s for s, _, _ in rows] == [1, 2, 3, 4]
+    alphas = [a for _, _, a in rows]
+    assert all(1 / 3 <= a <= 0.8 for a in alphas) and len(set(alphas)) == 4   # a new alpha every step
+    assert all(np.isfinite(loss) for _, loss, _ in rows)
+
+
+def test_resumes_exactly(run, tmp_path):
+    workdir = str(tmp_path / "run")
+    shutil.copytree(run[0], workdir)
+    shutil.rmtree(os.path.join(workdir, "checkpoints", "4"))
+    metrics = train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False)
+    assert _losses(workdir) == _losses(run[0])
+    assert _same(metrics, run[1])
+
+
+def test_step_on_8_devices_equals_1_device():
+    def two_steps(mesh, devices):
+        c = load_config(CONFIG, "test")
+        c.mesh = mesh
+        r = Run(c, devices)
+        state, step = r.init_state(), r.jit_train_step()
+        batch = r.task.synthetic_batch(8)
+        losses = []
+        for i in range(2):
+            state, m = step(state, sharding.global_batch(batch, r.mesh), jax.random.PRNGKey(i))
+            losses.append(float(m["train/loss"]))
+        return losses
+
+    np.testing.assert_allclose(two_steps({"data": 8, "fsdp": 1, "model": 1}, jax.devices()),
+                               two_steps({"data": 1, "fsdp": 1, "model": 1}, jax.devices()[:1]), rtol=1e-4)
+
+
+def test_evaluate_prints_the_alpha_table_and_predict_draws(run, tmp_path):
+    workdir, metrics = run
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    res = subprocess.run([sys.executable, "-m", "common.evaluate", f"--config={CONFIG}:test",
+                          f"--checkpoint={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["pass", "AP", "AP50"] and lines[1].startswith("eval_alpha0.33")
+    assert _same(json.loads(lines[-1]), metrics)
+    from PIL import Image
+    from pnp_detr.predict import predict_files
+    image = str(tmp_path / "shapes.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 150, 3), np.uint8)).save(image)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = str(tmp_path / "pictures")
+    results, failed = predict_files(load_config(CONFIG, "test"), workdir, [image, str(tmp_path / "broken.png")],
+                                    out, alpha=0.5, threshold=0.0)
+    assert len(results[image]) == 10 and "broken.png" in failed[0]       # every query of the tiny model
+    picture = Image.open(os.path.join(out, "shapes.png"))
+    assert picture.size[0] > 2 * 150                                      # boxes beside the polled cells
+    saved = json.load(open(os.path.join(out, "shapes.json")))
+    assert saved["alpha"] == 0.5 and len(saved["detections"]) == 10
