@@ -20,7 +20,7 @@ Analytic multiply-adds (T = N + M tokens, Q = 100 queries, d = 256, FFN 2048):
 import jax
 import jax.numpy as jnp
 
-from pnp_detr.transformer import Transformer
+from pnp_detr.flops import transformer_flops
 
 D, Q, FFN, LAYERS = 256, 100, 2048, 6
 ALPHAS = (0.33, 0.5, 0.65, 0.8)
@@ -44,22 +44,7 @@ def our_sampler_macs(cells: int, m: int) -> float:
 
 
 def xla_flops(cells: int, m: int, alpha, use_sampler: bool = True) -> float:
-    model = Transformer(num_pool_tokens=m, use_sampler=use_sampler)
-    x = jax.ShapeDtypeStruct((1, cells, D), jnp.float32)
-    valid = jax.ShapeDtypeStruct((1, cells), jnp.bool_)
-    query_pos = jax.ShapeDtypeStruct((Q, D), jnp.float32)
-    static = not isinstance(alpha, jax.ShapeDtypeStruct)
-    params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(x.shape), jnp.ones(valid.shape, bool),
-                                               jnp.zeros(x.shape), jnp.zeros(query_pos.shape), 0.5))
-    if static:
-        fn = jax.jit(lambda p, x, v, pos, qp: model.apply(p, x, v, pos, qp, alpha)[0])
-        compiled = fn.lower(params, x, valid, x, query_pos).compile()
-    else:
-        fn = jax.jit(lambda p, x, v, pos, qp, a: model.apply(p, x, v, pos, qp, a)[0])
-        compiled = fn.lower(params, x, valid, x, query_pos, alpha).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"])
+    return transformer_flops(cells, alpha, num_pool_tokens=m, use_sampler=use_sampler)
 
 
 def main():

@@ -93,6 +93,8 @@ def load_nets(path: str) -> dict[str, dict]:
     if os.path.isdir(os.path.join(path, "state")):
         with ocp.StandardCheckpointer() as ckptr:
             state = ckptr.restore(os.path.join(path, "state"))
+        if "nets" not in state:       # written before states held named networks: one network
+            state = {"nets": {SINGLE: state}}
         return {name: {"params": net["ema_params"] if net.get("ema_params") is not None else net["params"],
                        **(net.get("model_state") or {})}
                 for name, net in state["nets"].items()}

@@ -24,6 +24,7 @@ from common.tasks import Task, register_task
 from common.train_state import Network, TrainState
 from pnp_detr import data, losses
 from pnp_detr.evaluation import METRICS, CocoEvaluator, postprocess
+from pnp_detr.flops import model_transformer_flops
 
 
 @register_task("detection")
@@ -148,7 +149,12 @@ class DetectionTask(Task):
         return CocoEvaluator(self.ground_truth(eval_pass.split))
 
     def summarize(self, results: dict) -> str:
-        """The table of AP against the poll ratio α."""
-        lines = [f"{'pass':16s}  " + "  ".join(f"{m:>6s}" for m in METRICS)]
-        lines += [f"{name:16s}  " + "  ".join(f"{m[k]:6.2f}" for k in METRICS) for name, m in results.items()]
+        """The table of AP against the poll ratio α, with the transformer's XLA GFLOPs at
+        each α on the first eval canvas (an image that fills it)."""
+        canvas = tuple(self.config.data.canvases[0])
+        flops = {p.name: model_transformer_flops(self.model, canvas, p.kwargs["alpha"] if self.uses_sampler else 1.0)
+                 for p in self.eval_passes() if p.name in results}
+        lines = [f"{'pass':16s}  " + "  ".join(f"{m:>6s}" for m in METRICS) + f"  GFLOPs (transformer, {canvas[0]}x{canvas[1]})"]
+        lines += [f"{name:16s}  " + "  ".join(f"{m[k]:6.2f}" for k in METRICS) + f"  {flops[name] / 1e9:8.3f}"
+                  for name, m in results.items()]
         return "\n".join(lines)
