@@ -4,17 +4,14 @@ step on 8 devices as on 1, and draws its predictions."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import jax
 import numpy as np
-import pytest
 
-from common import sharding, train
+from common import sharding, tasks, train
 from common.metrics_writer import read_metrics
 from common.runner import Run
-from tests.common.configs import ROOT, load_config
+from tests.common.configs import load_config
 
 CONFIG = "configs/pnp_detr/pnp_detr_r50.py"
 
@@ -28,14 +25,10 @@ def _same(a: dict, b: dict) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("pnp"))
-    return workdir, train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False)
-
-
-def test_trains_and_scores_coco_ap_at_every_alpha(run):
-    workdir, metrics = run
+def test_trains_scores_ap_at_every_alpha_resumes_exactly_and_draws(tmp_path):
+    """One test, so pytest-xdist does not train the model once per worker."""
+    workdir = str(tmp_path / "run")
+    metrics = train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False)
     assert sorted(metrics) == ["eval_alpha0.33", "eval_alpha0.5", "eval_alpha0.65", "eval_alpha0.8"]
     for m in metrics.values():
         assert m["images"] == 8 and 0.0 <= m["AP"] <= 100.0 and 0.0 <= m["AP50"] <= 100.0
@@ -45,14 +38,33 @@ def test_trains_and_scores_coco_ap_at_every_alpha(run):
     assert all(1 / 3 <= a <= 0.8 for a in alphas) and len(set(alphas)) == 4   # a new alpha every step
     assert all(np.isfinite(loss) for _, loss, _ in rows)
 
+    # resume from the step-2 checkpoint: steps 3..4 and the evaluation come out the same
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(workdir, resumed)
+    shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
+    again = train.train_and_evaluate(load_config(CONFIG, "test"), resumed, progress=False)
+    assert _losses(resumed) == rows and _same(again, metrics)
 
-def test_resumes_exactly(run, tmp_path):
-    workdir = str(tmp_path / "run")
-    shutil.copytree(run[0], workdir)
-    shutil.rmtree(os.path.join(workdir, "checkpoints", "4"))
-    metrics = train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False)
-    assert _losses(workdir) == _losses(run[0])
-    assert _same(metrics, run[1])
+    # the table common.evaluate prints: AP and transformer GFLOPs per alpha
+    table = tasks.get_task(load_config(CONFIG, "test").task)(load_config(CONFIG, "test")).summarize(metrics)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["pass", "AP", "AP50"] and lines[1].startswith("eval_alpha0.33")
+    gflops = [float(line.split()[-1]) for line in lines[1:]]
+    assert gflops == sorted(gflops) and gflops[0] < gflops[-1]               # fewer tokens, fewer FLOPs
+
+    from PIL import Image
+    from pnp_detr.predict import predict_files
+    image = str(tmp_path / "shapes.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 150, 3), np.uint8)).save(image)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = str(tmp_path / "pictures")
+    results, failed = predict_files(load_config(CONFIG, "test"), workdir, [image, str(tmp_path / "broken.png")],
+                                    out, alpha=0.5, threshold=0.0)
+    assert len(results[image]) == 10 and "broken.png" in failed[0]       # every query of the tiny model
+    picture = Image.open(os.path.join(out, "shapes.png"))
+    assert picture.size[0] > 2 * 150                                      # boxes beside the polled cells
+    saved = json.load(open(os.path.join(out, "shapes.json")))
+    assert saved["alpha"] == 0.5 and len(saved["detections"]) == 10
 
 
 def test_step_on_8_devices_equals_1_device():
@@ -70,27 +82,3 @@ def test_step_on_8_devices_equals_1_device():
 
     np.testing.assert_allclose(two_steps({"data": 8, "fsdp": 1, "model": 1}, jax.devices()),
                                two_steps({"data": 1, "fsdp": 1, "model": 1}, jax.devices()[:1]), rtol=1e-4)
-
-
-def test_evaluate_prints_the_alpha_table_and_predict_draws(run, tmp_path):
-    workdir, metrics = run
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    res = subprocess.run([sys.executable, "-m", "common.evaluate", f"--config={CONFIG}:test",
-                          f"--checkpoint={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-2000:]
-    lines = res.stdout.strip().splitlines()
-    assert lines[0].split()[:3] == ["pass", "AP", "AP50"] and lines[1].startswith("eval_alpha0.33")
-    assert _same(json.loads(lines[-1]), metrics)
-    from PIL import Image
-    from pnp_detr.predict import predict_files
-    image = str(tmp_path / "shapes.png")
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (100, 150, 3), np.uint8)).save(image)
-    (tmp_path / "broken.png").write_bytes(b"not a png")
-    out = str(tmp_path / "pictures")
-    results, failed = predict_files(load_config(CONFIG, "test"), workdir, [image, str(tmp_path / "broken.png")],
-                                    out, alpha=0.5, threshold=0.0)
-    assert len(results[image]) == 10 and "broken.png" in failed[0]       # every query of the tiny model
-    picture = Image.open(os.path.join(out, "shapes.png"))
-    assert picture.size[0] > 2 * 150                                      # boxes beside the polled cells
-    saved = json.load(open(os.path.join(out, "shapes.json")))
-    assert saved["alpha"] == 0.5 and len(saved["detections"]) == 10
