@@ -69,8 +69,9 @@ def recipe(variant: str, arg=None):
 
 
 def apply_preset(c, arg: str):
-    """The tiny model on the synthetic_shapes stand-in: `test` (seconds) and `demo` (minutes
-    on 2 CPU cores). Images of 96-192 px resized to 96-128 px, one canvas per orientation."""
+    """The tiny model on the synthetic_shapes stand-in: `test` (seconds) and `demo` (1,500
+    steps; AP 4.1-5.0, AP50 18-22 at the four alphas, measured). Images of 96-192 px resized
+    to 96-128 px, one 128 x 128 canvas."""
     if arg not in ("test", "demo"):
         raise ValueError(f"unknown preset {arg!r}: test | demo")
     tiny = "tiny" if c.pnp.eval_alphas else "tiny_detr"
