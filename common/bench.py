@@ -52,8 +52,7 @@ def _flops(compiled) -> float:
 
 def _prepared(config, batch: int, token_chunk: int | None = None):
     """The config at this batch, with one update per step; `token_chunk` overrides the
-    model's MLP chunking where its factory takes one."""
-    from common import models
+    model's MLP chunking (for a model that takes one, see `_chunks`)."""
     config = config.copy_and_resolve_references()
     config.unlock()
     config.batch_size = batch
@@ -62,7 +61,7 @@ def _prepared(config, batch: int, token_chunk: int | None = None):
     data = config.get("data", {})
     if "num_train_examples" in data and data.num_train_examples <= 0:   # the schedule's length only
         data.num_train_examples = 1000 * batch
-    if token_chunk is not None and config.model.name and models.accepts(config.model.name, "token_chunk"):
+    if token_chunk is not None:
         config.model.kwargs.token_chunk = token_chunk
     config.lock()
     return config
@@ -92,19 +91,22 @@ def bench_jax(config, batch: int, steps: int) -> dict:
 
     t_train = _median_time(one_train, steps)
     t_infer = _median_time(lambda: jax.block_until_ready(predict_c(holder["state"], gb)), steps)
-    # XLA's cost analysis counts a loop body once: count FLOPs on programs without MLP chunking.
-    _, _, train_flat, predict_flat = _compiled_steps(config, batch, token_chunk=0)
-    return {"train_step_s": t_train, "train_examples_per_s": batch / t_train,
+    # XLA's cost analysis counts a loop body once: count FLOPs on programs without MLP chunking
+    # (compiled again only for a model that chunks).
+    train_flat, predict_flat = train_c, predict_c
+    if _chunks(config):
+        _, _, train_flat, predict_flat = _compiled_steps(config, batch, token_chunk=0)
+    return {"input_shape": list(np.shape(gb["image"])) if "image" in gb else None,"train_step_s": t_train, "train_examples_per_s": batch / t_train,
             "infer_step_s": t_infer, "infer_examples_per_s": batch / t_infer,
             "train_flops_per_step": _flops(train_flat), "infer_flops_per_step": _flops(predict_flat),
             "devices": jax.device_count(), "platform": jax.devices()[0].platform,
             "dtype": config.model.dtype}
 
 
-def _prepared_task(config, batch: int):
-    from common import tasks
-    c = _prepared(config, batch)
-    return tasks.get_task(c.task)(c)
+def _chunks(config) -> bool:
+    """Whether the config's model takes an MLP chunking setting (`token_chunk`)."""
+    from common import models
+    return bool(config.model.name) and models.accepts(config.model.name, "token_chunk")
 
 
 def build_reference(spec: str, num_classes: int):
@@ -156,7 +158,7 @@ def run_benchmark(config, batch: int, steps: int, reference: str = "") -> dict:
               "train_mfu": ours["train_flops_per_step"] / ours["train_step_s"] / peak,
               "infer_mfu": ours["infer_flops_per_step"] / ours["infer_step_s"] / peak}
     if reference:
-        shape = np.shape(_prepared_task(config, batch).synthetic_batch(batch)["image"])
+        shape = tuple(ours["input_shape"])
         ref = bench_torch(build_reference(reference, config.model.num_classes), shape,
                           config.model.num_classes, steps)
         result.update({f"reference_{k}": v for k, v in ref.items()})

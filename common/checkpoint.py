@@ -102,12 +102,16 @@ def load_nets(path: str) -> dict[str, dict]:
     return {SINGLE: variables} if "params" in variables else variables
 
 
-def load_any(path: str, net: str = SINGLE) -> dict:
-    """The variables of one network (see `load_nets`); a checkpoint of a single network
-    serves any name."""
-    nets = load_nets(path)
+def pick_net(nets: dict[str, dict], net: str, path: str) -> dict:
+    """The variables of network `net` among a checkpoint's `nets`; a checkpoint of a single
+    network serves any name."""
     if net in nets:
         return nets[net]
     if len(nets) == 1:
         return next(iter(nets.values()))
     raise KeyError(f"{path} holds the networks {sorted(nets)}, not {net!r}")
+
+
+def load_any(path: str, net: str = SINGLE) -> dict:
+    """The variables of one network (see `load_nets` and `pick_net`)."""
+    return pick_net(load_nets(path), net, path)

@@ -125,7 +125,10 @@ class ClassificationTask(Task):
     # ------------------------------------------------------------------ state
     @functools.cached_property
     def params_like(self):
-        """The params' structure in creation order (layer-wise lr decay numbers blocks by it)."""
+        """The params' structure in creation order, traced only when a layer-wise lr decay
+        rule needs it (it numbers the blocks by it)."""
+        if not optim.ParamGroups.needs_structure(self.config.optim.groups):
+            return None
         return nn.meta.unbox(jax.eval_shape(self.init_variables, jax.random.PRNGKey(0))["params"])
 
     def optimizer(self):

@@ -151,13 +151,18 @@ class ParamGroups:
     def __init__(self, rules=(), params_like=None):
         self.rules = [self._check(dict(r), i) for i, r in enumerate(rules or ())]
         self._compiled = [re.compile(r["pattern"]) for r in self.rules]
-        self._layer_scale = {}
-        if any(r.get("layer_decay", 0) > 0 for r in self.rules):
+        if self.needs_structure(self.rules):
             if params_like is None:
                 raise ValueError("a layer_decay group needs the params' structure (params_like)")
             ids, top = layer_ids(params_like)
             self._layer_ids = {path_str(p): i for p, i in jax.tree_util.tree_leaves_with_path(ids)}
             self._top = top
+
+    @staticmethod
+    def needs_structure(rules) -> bool:
+        """Whether the rules need the params' structure (`params_like`): layer decay numbers
+        the blocks by it."""
+        return any(dict(r).get("layer_decay", 0) > 0 for r in rules or ())
 
     def _check(self, rule: dict, i: int) -> dict:
         unknown = set(rule) - set(self.KEYS)

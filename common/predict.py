@@ -22,7 +22,6 @@ number of classes) stops with exit code 2.
 """
 import concurrent.futures
 import dataclasses
-import importlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from common import pictures, sharding
+from common.data import sources
 from common.classification import PredictElement
 from common.runner import checkpoint_run
 
@@ -68,12 +68,9 @@ class Prediction:
 def label_names(data, num_classes: int) -> list[str] | None:
     """The names of the `label` feature of the config's tfds dataset, when its builder can
     be built here and has one name per class."""
-    import tensorflow_datasets as tfds
     try:
-        if data.builder:
-            importlib.import_module(data.builder)    # registers the builder
-        data_dir = os.path.expanduser(data.data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
-        names = [str(n) for n in tfds.builder(data.name, data_dir=data_dir).info.features["label"].names]
+        info = sources.tfds_builder(data.name, data.data_dir, data.builder).info
+        names = [str(n) for n in info.features["label"].names]
     except Exception as e:  # noqa: BLE001 - no builder or no label feature here: class indices
         log.info("no label names for %s (%s: %s); printing class indices", data.name, type(e).__name__, e)
         return None

@@ -64,7 +64,7 @@ class Run:
                 target, path = "", item
             loaded = checkpoint.load_nets(path)
             if target:
-                pairs = {target: checkpoint.load_any(path, target)}
+                pairs = {target: checkpoint.pick_net(loaded, target, path)}
             elif len(loaded) == 1 and len(nets) == 1:
                 pairs = {next(iter(nets)): next(iter(loaded.values()))}
             else:

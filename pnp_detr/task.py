@@ -35,7 +35,7 @@ class DetectionTask(Task):
         self.num_classes = int(c.num_classes)
         self.model = models.create_model(c.name, num_classes=self.num_classes, dtype=compute_dtype(c.dtype),
                                          **c.kwargs.to_dict())
-        self.uses_sampler = bool(config.pnp.eval_alphas)
+        self.uses_sampler = bool(self.model.use_sampler)
 
     # ------------------------------------------------------------------ data
     @functools.cached_property

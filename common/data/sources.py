@@ -19,10 +19,11 @@ def _data_dir(data_dir: str) -> str:
     return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR", "~/tensorflow_datasets"))
 
 
-def _builder(name: str, data_dir: str, module: str = ""):
+def tfds_builder(name: str, data_dir: str = "", module: str = ""):
+    """The tfds builder of a dataset (`module` defines it when tfds does not)."""
     if module:
         importlib.import_module(module)  # registers the builder class
-    return tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    return tfds.builder(name, data_dir=_data_dir(data_dir), file_format="array_record")
 
 
 def _reader(name: str, data_dir: str, module: str = ""):
@@ -30,7 +31,7 @@ def _reader(name: str, data_dir: str, module: str = ""):
     TensorFlow just to be constructed; a prepared copy is then read from its files alone
     (features.json), so training needs no TensorFlow."""
     try:
-        return _builder(name, data_dir, module)
+        return tfds_builder(name, data_dir, module)
     except ModuleNotFoundError as e:
         try:
             return tfds.core.read_only_builder.builder_from_files(name, data_dir=data_dir,
@@ -45,7 +46,7 @@ def _reader(name: str, data_dir: str, module: str = ""):
 
 def prepare(name: str, data_dir: str = "", manual_dir: str | None = None, builder: str = "") -> None:
     """Build a dataset into data_dir (array_record), as `tfds build` would."""
-    b = _builder(name, _data_dir(data_dir), builder)
+    b = tfds_builder(name, data_dir, builder)
     cfg = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
     b.download_and_prepare(download_config=cfg, file_format="array_record")
 
