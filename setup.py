@@ -34,6 +34,7 @@ setup(
         "safetensors>=0.4",
         "scipy>=1.10",               # Hungarian matching (linear_sum_assignment) in detection losses
         "pycocotools>=2.0.7",        # COCO box AP of the detection evaluators
+        "mido>=1.3", "music21>=9.1", "opencv-python-headless>=4.8",   # MIDI i/o, chorale stand-in, video flow
     ],
     extras_require={
         # preparing real datasets (ImageNet JPEG encoding, Kinetics decoding)
