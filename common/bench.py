@@ -19,8 +19,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from common import cli
 
 
 def _median_time(fn, steps: int, warmup: int = 2) -> float:
@@ -188,7 +190,7 @@ def main():
     steps = flags.DEFINE_integer("steps", 10, "Timed steps (the median is reported).")
     reference = flags.DEFINE_string("reference", "", "timm:NAME or PKG:NAME@CHECKOUT")
     flags.mark_flag_as_required("config")
-    app.run(lambda argv: _report(run_benchmark(config.value, batch.value, steps.value, reference.value)))
+    cli.run(lambda argv: _report(run_benchmark(config.value, batch.value, steps.value, reference.value)))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.init_from = ""                   # a converted/earlier checkpoint to start from
     c.init_reset_head = False          # drop head params whose shape differs (fine-tuning)
     c.init_keep_missing = False        # leaves the checkpoint lacks keep their fresh init (new head params)
+    # A workdir remembers the config it was trained with (WORKDIR/config.json); resuming with
+    # another config is refused unless the changed keys are listed here, comma-separated
+    # ("optim.lr,num_train_steps"; "*" = any). Keys of RESUME_SAFE_KEYS may always change.
+    c.allow_resume_with_changes = ""
     return c
 
 
@@ -126,12 +130,82 @@ def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+class ConfigError(ValueError):
+    """A config that cannot run; the CLIs print it as one line (common.cli)."""
+
+
+PRESETS = ("test", "demo")
+
+
+def check_preset(arg: str | None, presets: tuple[str, ...] = PRESETS) -> str | None:
+    """The one preset parser of every config file: None/"" (the paper's recipe) or one of
+    `presets`, exactly as spelt; anything else is an error, never a silent default."""
+    if arg in (None, ""):
+        return None
+    if arg not in presets:
+        raise ConfigError(f"unknown preset {arg!r}: use one of {' | '.join(presets)} (or none for "
+                          "the paper's recipe)")
+    return arg
+
+
+# Fields that must be positive integers for a run to make sense (a 0 would divide by zero).
+_POSITIVE = ("batch_size", "eval_batch_size", "log_every_steps", "eval_every_steps",
+             "checkpoint_every_steps", "keep_checkpoints", "optim.grad_accum_steps")
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+    """Reject values that make no sense before anything is built, naming the field."""
+    flat = flat_config(c)
+    for key in _POSITIVE:
+        if key in flat and (not isinstance(flat[key], int) or flat[key] < 1):
+            raise ConfigError(f"config.{key} must be a positive integer, got {flat[key]!r}")
+    steps = flat.get("num_train_steps", -1)
+    if steps == 0 or steps < -1:
+        raise ConfigError(f"config.num_train_steps must be > 0 (or -1: from num_epochs), got {steps!r}")
+    if "num_epochs" in flat and steps == -1 and not flat["num_epochs"] > 0:
+        raise ConfigError(f"config.num_epochs must be > 0, got {flat['num_epochs']!r}")
+
+
+def flat_config(c) -> dict:
+    """{'optim.lr': 0.001, ...} with JSON values (tuples become lists), for comparing configs."""
+    import json
+    tree = json.loads(json.dumps(c.to_dict() if hasattr(c, "to_dict") else c, default=str))
+
+    def walk(node, prefix):
+        for k, v in node.items():
+            if isinstance(v, dict) and v:
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+    return dict(walk(tree, ""))
+
+
+# Keys that change how a run is executed or logged, not what it computes: a resume may
+# change them freely (more data threads, a new data_dir after moving the files, another mesh
+# on other hardware, eval/log/checkpoint cadence).
+RESUME_SAFE_KEYS = ("data.data_dir", "data.num_threads", "data.prefetch", "eval_batch_size",
+                    "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                    "keep_checkpoints", "allow_resume_with_changes", "mesh.*")
+
+
+def config_changes(old: dict, new: dict) -> dict[str, tuple]:
+    """{key: (old value, new value)} of every flat key that differs (missing = '<absent>')."""
+    keys = sorted(set(old) | set(new))
+    return {k: (old.get(k, "<absent>"), new.get(k, "<absent>")) for k in keys
+            if old.get(k, "<absent>") != new.get(k, "<absent>")}
+
+
+def matches_any(key: str, patterns) -> bool:
+    import fnmatch
+    return any(fnmatch.fnmatchcase(key, p) for p in patterns)
+
+
 def digits_preset(c: ml_collections.ConfigDict, arg: str) -> ml_collections.ConfigDict:
     """The shared `test` / `demo` presets of the image classifiers: scikit-learn's digits at
     32x32 (no download), a light augmentation stack, and run lengths of seconds (`test`)
     or a couple of minutes on 2 CPU cores (`demo`). The caller shrinks its model."""
-    if arg not in ("test", "demo"):
-        raise ValueError(f"unknown preset {arg!r}: test | demo")
+    if check_preset(arg) is None:
+        raise ConfigError("digits_preset needs a preset: test | demo")
     c.data.name = "digits"
     c.data.builder = "common.data.digits"
     c.model.num_classes = 10

@@ -35,7 +35,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from common import pictures, sharding
+from common import cli, pictures, sharding
 from common.data import sources
 from common.classification import PredictElement
 from common.runner import checkpoint_run
@@ -276,7 +276,7 @@ def main():
             return 2
         return predict_files(predictor, argv[1:], out.value, top_k.value, batch.value)[1]
 
-    app.run(run)
+    cli.run(run)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from common import checkpoint, evaluators, sharding, tasks
+from common.config import validate
 from common.evaluators import EvalPass
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ class Run:
     """A task on a mesh, with its abstract state, shardings and jitted steps."""
 
     def __init__(self, config, devices=None):
+        validate(config)
         self.config = config
         self.mesh = sharding.make_mesh(config.mesh, devices)
         self.task = tasks.get_task(config.task)(config)

@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import checkpoint, distributed, sharding
+from common import checkpoint, cli, distributed, sharding
 from common.metrics_writer import MetricsWriter
 from common.runner import Run, flat_metrics
 
@@ -222,4 +222,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flag_as_required("config")
-    app.run(main)
+    cli.run(main)

@@ -9,7 +9,7 @@ Every other DualFormer recipe imports `recipe` from here and states its own figu
   measured: 55.5% top-1 / mean class accuracy on the 256 validation videos after 400 steps,
   chance 12.5%; train loss 2.09 -> 1.09, the first ~150 steps sit at chance before motion is picked up).
 """
-from common.config import classification_config, finalize
+from common.config import check_preset, classification_config, finalize
 
 KINETICS_MEAN, KINETICS_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)  # RGB, 0..255
 SMALL_SETS_MEAN, SMALL_SETS_STD = (104.0, 117.0, 128.0), (1.0, 1.0, 1.0)          # Diving/HMDB/UCF configs
@@ -91,8 +91,7 @@ def apply_preset(c, arg: str):
     """A small DualFormer on `synthetic_motion` (8 motion classes). `test`: 4x32x32 clips, a few
     steps; `demo`: 8x64x64 clips, a few minutes on 2 CPU cores. Same blocks as the full model:
     LW windows, two-level pyramids in stages 0-1, one level in stage 2, global attention in 3."""
-    if arg not in ("test", "demo"):
-        raise ValueError(f"unknown preset {arg!r}: test | demo")
+    check_preset(arg)
     c.model.num_classes = 8
     k, d = c.model.kwargs, c.data
     d.name = "synthetic_motion/small" if arg == "test" else "synthetic_motion"

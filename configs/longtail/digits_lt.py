@@ -12,7 +12,7 @@ see METHODS. Decoupled stage 2 starts from a stage-1 (CE / mixup) workdir:
 SADE's test-time aggregation on a trained `sade` run:
   python -m longtail.sade_tta --config=configs/longtail/digits_lt.py:sade --checkpoint=SADE_DIR --out=DIR
 """
-from common.config import classification_config, finalize
+from common.config import PRESETS, classification_config, finalize
 
 # method -> config.longtail overrides (survey hyperparameters where they apply)
 METHODS = {
@@ -95,7 +95,7 @@ def split_arg(arg: str | None, default: str = "ce") -> tuple[str, list[str], str
     """'method[,option...][,test|demo]' -> (method, options, preset) for every longtail config;
     a bare preset means the default method."""
     parts = (arg or default).split(",")
-    preset = parts.pop() if parts[-1] in ("test", "demo") else ""
+    preset = parts.pop() if parts[-1] in PRESETS else ""
     return (parts[0] if parts else default), parts[1:], preset
 
 

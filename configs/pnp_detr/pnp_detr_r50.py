@@ -15,7 +15,7 @@ with its folder as manual_dir). `:test` / `:demo` train the tiny model on the ge
 """
 import ml_collections
 
-from common.config import base_config, finalize
+from common.config import base_config, check_preset, finalize
 
 # DETR datasets/coco.py make_coco_transforms: train scales 480..800 step 32, max 1333;
 # the crop branch resizes to 400/500/600 and crops [384, 600]; eval at 800 / 1333.
@@ -72,8 +72,7 @@ def apply_preset(c, arg: str):
     """The tiny model on the synthetic_shapes stand-in: `test` (seconds) and `demo` (1,500
     steps; AP 4.1-5.0, AP50 18-22 at the four alphas, measured). Images of 96-192 px resized
     to 96-128 px, one 128 x 128 canvas."""
-    if arg not in ("test", "demo"):
-        raise ValueError(f"unknown preset {arg!r}: test | demo")
+    check_preset(arg)
     tiny = "tiny" if c.pnp.eval_alphas else "tiny_detr"
     c.model.name = f"pnp_detr:{tiny}"
     c.model.num_classes = 19                   # the stand-in's category ids are 1, 3 and 18
