@@ -7,7 +7,8 @@ orbax checkpoint that common.evaluate / common.train load) lives here once.
 
   python -m common.convert torchvision resnet50.pth OUT_DIR [--arch resnet50] [--norm frozen]
 
-converts torchvision's ImageNet ResNets for common/layers/resnet.py.
+converts torchvision's ImageNet ResNets for common/layers/resnet.py (and, with
+`--arch vgg16|vgg19`, VGG features for common/layers/vgg.py).
 """
 import argparse
 import os
@@ -170,19 +171,22 @@ def convert_main(convert_state_dict: Callable[[Mapping[str, np.ndarray]], dict],
 def main(argv: Sequence[str] | None = None) -> str:
     """`python -m common.convert torchvision SRC.pth OUT_DIR [--arch resnet50] [--norm frozen]`:
     torchvision ImageNet weights -> the variables of common.layers.resnet's model."""
-    from common.layers import resnet
+    from common.layers import resnet, vgg
 
     parser = argparse.ArgumentParser(prog="python -m common.convert",
                                      description="Convert public weights into an orbax checkpoint.")
     sources = parser.add_subparsers(dest="source", required=True)
-    tv = sources.add_parser("torchvision", help="a torchvision ResNet / ResNeXt state_dict (.pth)")
+    tv = sources.add_parser("torchvision", help="a torchvision ResNet / ResNeXt / VGG state_dict (.pth)")
     tv.add_argument("src", help="state_dict file, e.g. resnet50-11ad3fa6.pth")
     tv.add_argument("out_dir", help="directory for the converted orbax checkpoint")
-    tv.add_argument("--arch", default="resnet50", choices=sorted(resnet.TORCHVISION))
+    tv.add_argument("--arch", default="resnet50", choices=sorted(resnet.TORCHVISION) + sorted(vgg.ARCHS))
     tv.add_argument("--norm", default="batch", choices=resnet.NORMS,
                     help="frozen: the BatchNorm affines go to batch_stats for FrozenBatchNorm")
     args = parser.parse_args(argv)
-    variables = resnet.convert_torchvision(load_state_dict(args.src), args.arch, args.norm)
+    if args.arch in vgg.ARCHS:          # VGG features (no norm layers: --norm does not apply)
+        variables = vgg.convert_torchvision(load_state_dict(args.src), args.arch)
+    else:
+        variables = resnet.convert_torchvision(load_state_dict(args.src), args.arch, args.norm)
     return write(variables, args.src, args.out_dir)
 
 
