@@ -10,10 +10,11 @@ import sys
 
 from absl import app, flags
 
-from common.config import ConfigError, flat_config
+from common.config import flat_config
+from common.errors import ConfigError, UserError
 
 # Errors a user can fix from the message alone.
-USER_ERRORS = (ConfigError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (UserError, FileNotFoundError, NotADirectoryError, FileExistsError)
 
 
 def run(main) -> None:

@@ -7,6 +7,8 @@ so a misspelt key (`--config.optim.lr_peak=...`) is an error, not a silent defau
 """
 import ml_collections
 
+from common.errors import ConfigError  # noqa: F401  (configs raise it; re-exported)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -128,10 +130,6 @@ def classification_config() -> ml_collections.ConfigDict:
 def finalize(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.lock()
     return c
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the CLIs print it as one line (common.cli)."""
 
 
 PRESETS = ("test", "demo")

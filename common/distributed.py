@@ -4,7 +4,6 @@ import json
 import os
 
 import jax
-import numpy as np
 
 _CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES",
                 "OMPI_COMM_WORLD_SIZE")
@@ -22,14 +21,51 @@ def initialize(coordinator_address: str | None, num_processes: int | None,
         jax.distributed.initialize()
 
 
-def assert_same_config(config) -> None:
-    """Refuse to start when the processes were given different configs."""
+AGREE_TIMEOUT_S = float(os.environ.get("COMMON_AGREE_TIMEOUT_S", "300"))
+
+
+def assert_same_run(config, workdir: str, timeout_s: float | None = None) -> None:
+    """Refuse to start when the processes were given different configs or workdirs (they
+    would each wait for the others at the first checkpoint, forever). Goes through the
+    coordinator's key-value store with a timeout, so a process that never arrives is
+    reported by name instead of hanging a collective."""
     if jax.process_count() == 1:
         return
-    from jax.experimental import multihost_utils
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode())
-    mine = np.frombuffer(digest.digest()[:8], np.int64)
-    everyone = multihost_utils.process_allgather(mine)
-    if not np.all(everyone == everyone.reshape(-1)[0]):
-        raise ValueError(f"process {jax.process_index()}: the {jax.process_count()} processes were "
-                         "started with different configs; start them all with the same flags")
+    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    mine = {"config": digest, "workdir": os.path.normpath(workdir)}
+    others = agree("run", json.dumps(mine), timeout_s)
+    me = jax.process_index()
+    for pid, value in others.items():
+        theirs = json.loads(value)
+        if theirs["config"] != mine["config"]:
+            raise ValueError(f"process {me}: process {pid} was started with a different config; "
+                             "start every process with the same flags")
+        if theirs["workdir"] != mine["workdir"]:
+            raise ValueError(f"process {me}: process {pid} was started with --workdir={theirs['workdir']}, "
+                             f"this one with {mine['workdir']}; every process must write the same workdir")
+
+
+_rounds: dict[str, int] = {}
+
+
+def agree(what: str, value: str, timeout_s: float | None = None) -> dict[int, str]:
+    """Publish `value` under `what` and return every other process's {process index: value};
+    a process that has not published within `timeout_s` is named in a TimeoutError."""
+    from jax._src import distributed as jax_distributed
+    client = jax_distributed.global_state.client
+    timeout_s = AGREE_TIMEOUT_S if timeout_s is None else timeout_s
+    n = _rounds[what] = _rounds.get(what, 0) + 1     # the same question asked again is a new round
+    key = f"common/agree/{what}/{n}"
+    me = jax.process_index()
+    client.key_value_set(f"{key}/{me}", value)
+    out = {}
+    for pid in range(jax.process_count()):
+        if pid == me:
+            continue
+        try:
+            out[pid] = client.blocking_key_value_get(f"{key}/{pid}", int(timeout_s * 1000))
+        except Exception as e:  # noqa: BLE001 - the runtime raises a generic error on deadline
+            raise TimeoutError(f"process {me} waited {timeout_s:.0f} s for process {pid} to report its "
+                               f"{what} settings; is it running, with the same --coordinator_address and "
+                               f"--num_processes? ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    return out

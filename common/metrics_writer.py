@@ -1,6 +1,7 @@
 """Where training metrics go: DIR/metrics.jsonl (one JSON object per logged step) and
 TensorBoard event files in DIR/tensorboard. Only process 0 writes."""
 import json
+import logging
 import os
 
 import jax
@@ -20,13 +21,25 @@ class MetricsWriter:
         self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step or None)
 
     def _truncate_after(self, step: int) -> None:
-        """A resumed run re-logs the steps after its checkpoint: drop their old lines."""
+        """A resumed run re-logs the steps after its checkpoint: drop their old lines. A run
+        that starts over (no readable checkpoint) keeps the old file under another name."""
         if not os.path.exists(self.path):
+            return
+        if step == 0:
+            stem, n = self.path[:-len(".jsonl")] + ".before_restart", 0
+            kept = f"{stem}.jsonl"
+            while os.path.exists(kept):
+                n += 1
+                kept = f"{stem}.{n}.jsonl"
+            os.replace(self.path, kept)
+            logging.getLogger(__name__).warning("starting over in %s: its old metrics are kept in %s",
+                                                os.path.dirname(self.path), kept)
             return
         with open(self.path) as f:
             keep = [line for line in f if line.strip() and _step_of(line) <= step]
-        with open(self.path, "w") as f:
+        with open(self.path + ".tmp", "w") as f:
             f.writelines(keep)
+        os.replace(self.path + ".tmp", self.path)     # a kill here leaves the old file whole
 
     def write(self, step: int, metrics: dict) -> None:
         """Scalars go to JSONL and TensorBoard; arrays of shape [H, W, C] / [N, H, W, C]

@@ -23,7 +23,8 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import checkpoint, cli, distributed, sharding
+from common import checkpoint, cli, distributed, sharding, workdir as workdirs
+from common.errors import DataError, UserError
 from common.metrics_writer import MetricsWriter
 from common.runner import Run, flat_metrics
 
@@ -37,7 +38,7 @@ _NPROC = flags.DEFINE_integer("num_processes", None, "Number of processes (multi
 _PID = flags.DEFINE_integer("process_id", None, "This process's index (multi-process).")
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(UserError, RuntimeError):
     pass
 
 
@@ -65,7 +66,13 @@ class _Stop:
             signal.signal(sig, handler)
 
     def _handler(self, signum, frame):
-        log.warning("signal %d: saving a checkpoint and stopping after this step", signum)
+        if self.requested:    # a second signal: the user does not want to wait for the save
+            log.warning("signal %d again: stopping now, without a checkpoint", signum)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        log.warning("signal %d: saving a checkpoint and stopping after this step (send it again to "
+                    "stop at once)", signum)
         self.requested, self.signum = True, signum
 
 
@@ -74,11 +81,26 @@ def _windowed(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if k.startswith("train/") and np.ndim(v) == 0}
 
 
-def _check_finite(step: int, scalars: dict) -> None:
+def _check_finite(step: int, scalars: dict, ckpt: checkpoint.Checkpointer, resumed: int) -> None:
     for name, value in scalars.items():
         if not math.isfinite(value):
-            raise NonFiniteLoss(f"{name} is {value} at step {step}; stopping. The last checkpoint "
-                                "(written from a finite state) is kept; lower the lr or check the data.")
+            raise NonFiniteLoss(f"{name} is {value} at step {step}; stopping. " + _recovery_hint(ckpt, resumed))
+
+
+def _recovery_hint(ckpt: checkpoint.Checkpointer, resumed: int) -> str:
+    """Where a diverged run can go on from (checkpoints are only written from finite losses)."""
+    steps = ckpt.steps()
+    if not steps:
+        return ("No checkpoint was written yet, so there is nothing to resume: rerun with other settings "
+                "(a lower optim.lr, clipping) in a fresh --workdir.")
+    hint = (f"The last checkpoint, written from a finite state, is step {steps[-1]} in {ckpt.directory}: "
+            "rerun the same command with other settings (e.g. a lower --config.optim.lr) and "
+            "--config.allow_resume_with_changes=<the keys you changed> to continue from it.")
+    if resumed and steps[-1] == resumed:
+        hint += (f" This run already resumed from step {resumed}; if that state is itself diverging, move "
+                 f"{ckpt.directory}/{resumed} aside to resume from step "
+                 f"{steps[-2] if len(steps) > 1 else '0 (a fresh start)'}.")
+    return hint
 
 
 def _restored_window(meta: dict) -> dict:
@@ -91,25 +113,31 @@ def _restored_window(meta: dict) -> dict:
 def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None) -> dict:
     """Runs (or resumes) training on `devices` (default: all); returns the final metrics of
     every eval pass, {pass name: {metric: value}} (e.g. {'eval': {'top1': ...}})."""
-    distributed.assert_same_config(config)
+    distributed.assert_same_run(config, workdir)
     run = Run(config, devices)
     task = run.task
     total = task.total_steps()
     ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
+    if ckpt.steps():
+        workdirs.check_resume(workdir, config, ckpt.steps()[-1])
     dataset = task.input_pipeline(config.data.train_split, jax.process_index(), jax.process_count(),
                                   train=True)
     data_iter = iter(dataset)
     window = {"sums": {}, "count": 0}
+    _check_eval_data(run)
 
     restored = ckpt.restore_latest(run.abstract_state)
     if restored is None:
         state, start = run.init_state(), 0
+        workdirs.record(workdir, config)
     else:
         start, state, meta = restored
         data_iter.set_state(meta["iterator"])
         window = _restored_window(meta)
         log.info("resumed from step %d in %s", start, workdir)
     writer = MetricsWriter(workdir, resume_step=start)
+    if start >= total:
+        return _finished_run(run, state, writer, ckpt, total)
     train_step = run.jit_train_step()
     stop = _Stop()
     bar = _progress(progress, start, total)
@@ -121,7 +149,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
         nonlocal t_window, n_window
         metrics = jax.device_get(metrics)
         scalars = _windowed(metrics)
-        _check_finite(step, scalars)
+        _check_finite(step, scalars, ckpt, start)
         for k, v in scalars.items():
             window["sums"][k] = window["sums"].get(k, 0.0) + v
         window["count"] += 1
@@ -154,15 +182,16 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
             if boundary:
                 finish_step(*pending)
                 pending = None
+            # saved before evaluating: an eval that fails (bad data, a crash) loses no training
+            if step % config.checkpoint_every_steps == 0 or step == total or stop.requested:
+                ckpt.save(step, state, {"iterator": data_iter.get_state(), "window": window})
             if step % config.eval_every_steps == 0 or step == total:
                 eval_metrics = run.evaluate(state)
                 flat = flat_metrics(eval_metrics)
                 writer.write(step, flat)
                 if jax.process_index() == 0:
                     _print(bar, f"step {step}: " + format_metrics(flat))
-            if step % config.checkpoint_every_steps == 0 or step == total or stop.requested:
-                ckpt.save(step, state, {"iterator": data_iter.get_state(), "window": window})
-            if stop.requested:
+            if stop.requested and step < total:
                 _print(bar, f"stopped at step {step}; the same command resumes from here")
                 break
     finally:
@@ -177,9 +206,42 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     if jax.process_index() == 0 and os.path.exists(os.path.join(workdir, "metrics.jsonl")):
         from common.plot import plot_runs
         plot_runs([workdir], os.path.join(workdir, "learning_curves.png"))
-    if stop.requested:
+    if stop.requested and step < total:
         raise Stopped(stop.signum, step)
     return eval_metrics
+
+
+def _check_eval_data(run: Run) -> None:
+    """Open every split the run's evaluations read and read one batch, so a missing or broken
+    split is found before training, not at the first eval hours later."""
+    for split in dict.fromkeys(p.split for p in run.eval_passes()):
+        try:
+            next(iter(run.task.input_pipeline(split, jax.process_index(), jax.process_count(), train=False)))
+        except StopIteration:
+            raise DataError(f"the eval split {split!r} of dataset {run.config.data.name!r} is empty") from None
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise DataError(f"the eval split {split!r} of dataset {run.config.data.name!r} cannot be read "
+                            f"(checked before training): {type(e).__name__}: {first}") from e
+
+
+def _finished_run(run: Run, state, writer: MetricsWriter, ckpt, total: int) -> dict:
+    """A rerun of a finished run: evaluate its last checkpoint (and log the final eval if the
+    first run was stopped before writing it)."""
+    log.info("the run is complete (step %d); evaluating its last checkpoint", total)
+    eval_metrics = run.evaluate(state)
+    if jax.process_index() == 0 and not any(r.get("step") == total and any(k.startswith(tuple(eval_metrics))
+                                                                             for k in r)
+                                            for r in _read_rows(writer.path)):
+        writer.write(total, flat_metrics(eval_metrics))
+    writer.close()
+    ckpt.close()
+    return eval_metrics
+
+
+def _read_rows(path: str) -> list[dict]:
+    from common.metrics_writer import read_metrics
+    return read_metrics(os.path.dirname(path)) if os.path.exists(path) else []
 
 
 def _progress(enabled: bool, start: int, total: int):

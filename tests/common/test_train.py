@@ -72,14 +72,17 @@ def test_resume_after_kill_9_logs_exactly_the_same_losses(reference_run, tmp_pat
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path):
     workdir = str(tmp_path)
-    with pytest.raises(train.NonFiniteLoss, match="at step 2"):
+    with pytest.raises(train.NonFiniteLoss, match="at step 2.*No checkpoint was written yet.*fresh --workdir"):
         train.train_and_evaluate(tiny_config(**{"optim.lr": float("nan")}), workdir, progress=False)
     assert not os.path.exists(os.path.join(workdir, "checkpoints")) or \
         not os.listdir(os.path.join(workdir, "checkpoints"))
-    # a finite run first, then a diverging continuation: the good checkpoints stay
+    # a finite run first, then a diverging continuation: the good checkpoints stay, and the
+    # error names the last one and how to go on from it
     train.train_and_evaluate(tiny_config(num_train_steps=4), workdir, progress=False)
-    with pytest.raises(train.NonFiniteLoss, match="at step 6"):
-        train.train_and_evaluate(tiny_config(**{"optim.lr": float("inf")}), workdir, progress=False)
+    diverging = tiny_config(**{"optim.lr": float("inf"), "allow_resume_with_changes": "optim.lr,num_train_steps"})
+    with pytest.raises(train.NonFiniteLoss, match=r"at step 6.*last checkpoint.*is step 4.*"
+                                                  r"allow_resume_with_changes.*already resumed from step 4"):
+        train.train_and_evaluate(diverging, workdir, progress=False)
     assert sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints"))) == [2, 4]
 
 
