@@ -6,7 +6,8 @@ Conventions (sergeywong/cp-vton networks.py TpsGridGen, exact):
 - normalised coordinates in [-1, 1]; output pixel (v, u) of an H x W grid sits at
   x = linspace(-1, 1, W)[u], y = linspace(-1, 1, H)[v] (align_corners=True);
 - `layout="cpvton"`: control point n = i * G + j has X = axis[i], Y = axis[j] (X slowest),
-  axis = linspace(-1, 1, G); `layout="acgpn"` puts Y slowest (ACGPN STNNet);
+  axis = linspace(-1, 1, G); `layout="acgpn"` puts Y slowest (ACGPN STNNet, whose grid
+  spans `extent=0.9`);
 - theta [B, 2N]: x offsets then y offsets; the source points are Q = P + theta and the
   map sends the regular point P_i (output space) to Q_i (cloth space): the grid says
   where each output pixel samples the cloth (a backward map);
@@ -83,10 +84,10 @@ class TpsGrid:
     computed once in float64 and held as float32."""
 
     def __init__(self, height: int, width: int, grid_size: int = 5, kernel: str = "wendland_c2",
-                 radius: float = 1.0, reg: float = 0.0, layout: str = "cpvton"):
+                 radius: float = 1.0, reg: float = 0.0, layout: str = "cpvton", extent: float = 1.0):
         self.height, self.width, self.grid_size = height, width, grid_size
         self.kernel, self.radius, self.reg, self.layout = kernel, radius, reg, layout
-        self.points = control_points(grid_size, layout)
+        self.points = control_points(grid_size, layout, extent)
         self.n = len(self.points)
         li = np.linalg.inv(system_matrix(self.points, kernel, radius, reg))
         self.li_w = li[:self.n, :self.n].astype(np.float32)      # W = li_w @ Q
@@ -127,8 +128,9 @@ class TpsGrid:
 
 
 @functools.lru_cache(maxsize=16)
-def tps_grid(height, width, grid_size=5, kernel="wendland_c2", radius=1.0, reg=0.0, layout="cpvton") -> TpsGrid:
-    return TpsGrid(height, width, grid_size, kernel, radius, reg, layout)
+def tps_grid(height, width, grid_size=5, kernel="wendland_c2", radius=1.0, reg=0.0, layout="cpvton",
+             extent=1.0) -> TpsGrid:
+    return TpsGrid(height, width, grid_size, kernel, radius, reg, layout, extent)
 
 
 # ====================================================================== sampling
