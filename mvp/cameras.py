@@ -91,7 +91,7 @@ def get_affine_transform(center, scale, output_size, inv: bool = False) -> np.nd
     """`transforms.get_affine_transform(center, scale, 0, output_size)`: 2 x 3 float64, via
     cv2.getAffineTransform on float32 points as the official code (pitfall 14)."""
     import cv2
-    scale_tmp = np.asarray(scale, np.float64) * 200.0
+    scale_tmp = np.asarray(scale, np.float32) * np.float32(200.0)       # float32, as the official (scale is float32)
     src_w = scale_tmp[0]
     dst_w, dst_h = output_size
     if src_w >= scale_tmp[1]:
@@ -132,3 +132,15 @@ def project_numpy(points, cam: Mapping) -> np.ndarray:
     tan = p[0] * y[..., 1:2] + p[1] * y[..., 0:1]
     y = y * (radial + 2 * tan) + np.array([p[1], p[0]]) * r2
     return f * y + c
+
+
+def stack_meta(cams, image_wh, image_size) -> dict:
+    """The model's per-example camera meta from V camera dicts (float32 arrays [V, ...]):
+    R, T, f, c, k, p, `affine` (3 x 3, original -> input) and `image_wh` (the official
+    2 x meta['center'])."""
+    _, _, affine = crop_transform(image_wh, image_size)
+    meta = {k: np.stack([np.asarray(c[k], np.float64).reshape(np.shape(c[k])[:1] if k != "R" else (3, 3))
+                         for c in cams]).astype(np.float32) for k in CAMERA_KEYS}
+    meta["affine"] = np.broadcast_to(affine, (len(cams), 3, 3)).astype(np.float32)
+    meta["image_wh"] = np.broadcast_to(np.asarray(image_wh, np.float32), (len(cams), 2)).copy()
+    return meta

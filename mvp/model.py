@@ -399,8 +399,5 @@ def dummy_meta(batch: int, views: int, image_wh=(1920, 1080), image_size=(960, 5
     """Cameras on a ring looking at the room centre (for init, shapes and benchmarks)."""
     from mvp import synthetic
     cams = synthetic.ring_cameras(np.random.default_rng(0), views, image_wh, distortion=False)
-    center, scale, affine = cameras.crop_transform(image_wh, image_size)
-    one = {k: np.stack([c[k] for c in cams]).astype(np.float32) for k in cameras.CAMERA_KEYS}
-    one["affine"] = np.broadcast_to(affine, (views, 3, 3)).astype(np.float32)
-    one["image_wh"] = np.broadcast_to(np.asarray(image_wh, np.float32), (views, 2))
+    one = cameras.stack_meta(cams, image_wh, image_size)
     return {k: np.broadcast_to(v, (batch,) + v.shape).copy() for k, v in one.items()}
