@@ -244,7 +244,7 @@ VARIANTS = {
     "disc": dict(kind="disc"),
     "tiny_igmm": dict(kind="gmm", kernel="wendland_c2", height=64, width=48, ngf=16, n_layers=1, feat_dim=64,
                       reg_widths=(64, 64, 32, 32)),
-    "tiny_tofm": dict(kind="unet", out_ch=4, ngf=8),
+    "tiny_tofm": dict(kind="unet", out_ch=4, ngf=8, num_downs=4),     # 64 x 48 -> 4 x 3
     "tiny_lpm": dict(kind="refine", out_ch=4, widths=(8, 16, 32, 64, 128)),
     "tiny_disc": dict(kind="disc", ndf=8),
 }
