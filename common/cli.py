@@ -22,12 +22,24 @@ def run(main) -> None:
     app.run(_guarded(main), flags_parser=_parse_flags)
 
 
-def fail(message: str, status: int = 2):
+def quiet_libraries() -> None:
+    """Only warnings from the libraries whose INFO lines would bury the program's own output."""
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    for noisy in ("absl", "orbax", "jax._src", "tensorflow_datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(message: str, status: int = 2, hard: bool = False):
+    """Print `error: message` and exit. `hard` (the training / evaluation programs) skips the
+    interpreter's shutdown: orbax / grain threads left behind must not turn one line into a
+    page; otherwise SystemExit, which a caller (or a test) can catch."""
     sys.stdout.flush()
     print(f"error: {message}", file=sys.stderr, flush=True)
-    # os._exit: orbax / grain threads left behind must not turn one line into a page.
-    logging.shutdown()
-    os._exit(status)
+    if hard:
+        logging.shutdown()
+        os._exit(status)
+    raise SystemExit(status)
 
 
 def _guarded(main):
@@ -35,7 +47,7 @@ def _guarded(main):
         try:
             return main(argv)
         except USER_ERRORS as e:
-            fail(str(e))
+            fail(str(e), hard=True)
     return wrapped
 
 

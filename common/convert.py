@@ -17,7 +17,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from common.errors import UserError
+
 Transform = Callable[[np.ndarray], np.ndarray]
+
+
+class NotAModelCheckpoint(UserError, ValueError):
+    """The input is not a checkpoint, or a checkpoint of another architecture."""
 
 
 # ---------------------------------------------------------------- tensor layouts
@@ -60,22 +66,40 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
-    if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-        sd = load_file(path)
-    else:
-        try:
-            import torch
-        except ImportError as e:
-            raise ImportError(f"reading {path} needs torch: pip install '.[convert]'") from e
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
-            if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-        sd = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
-              for k, v in obj.items() if hasattr(v, "detach")}
+    if os.path.isdir(path) or os.path.getsize(path) == 0:
+        raise NotAModelCheckpoint(f"{path} is {'a folder' if os.path.isdir(path) else 'empty'}, not a "
+                                  ".pth / .safetensors checkpoint file")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.numpy import load_file
+            sd = load_file(path)
+        else:
+            obj = _torch_load(path)
+            for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
+                if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
+                    obj = obj[key]
+                    break
+            if not isinstance(obj, Mapping):
+                raise NotAModelCheckpoint(f"{path} holds a {type(obj).__name__}, not a state_dict of tensors")
+            sd = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+                  for k, v in obj.items() if hasattr(v, "detach")}
+    except (NotAModelCheckpoint, ImportError):
+        raise
+    except Exception as e:  # noqa: BLE001 - pickle / zip / safetensors header errors
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise NotAModelCheckpoint(f"{path} is not a PyTorch or safetensors checkpoint "
+                                  f"({type(e).__name__}: {first})") from e
+    if not sd:
+        raise NotAModelCheckpoint(f"{path} holds no tensors")
     return {strip_prefix(k, "module."): np.asarray(v) for k, v in sd.items()}
+
+
+def _torch_load(path: str):
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(f"reading {path} needs torch: pip install '.[convert]'") from e
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def strip_prefix(name: str, prefix: str) -> str:
@@ -116,8 +140,12 @@ def convert_with_rules(state_dict: Mapping[str, np.ndarray],
         else:
             if not any(p.fullmatch(name) for p in ignored):
                 unmatched.append(name)
+    if unmatched and len(unmatched) == len(state_dict):
+        raise NotAModelCheckpoint(f"no tensor of this model's checkpoint found; the file holds "
+                                  f"{len(state_dict)} tensors such as {', '.join(list(state_dict)[:4])}")
     if unmatched:
-        raise KeyError(f"{len(unmatched)} checkpoint tensors match no rule: {unmatched[:10]}")
+        raise NotAModelCheckpoint(f"{len(unmatched)} of {len(state_dict)} tensors match none of this "
+                                  f"model's names (another variant or architecture?): {unmatched[:6]}")
     return out
 
 
@@ -148,11 +176,21 @@ def check_against(converted: Mapping, expected: Mapping, allow_missing: Iterable
 
 
 # ---------------------------------------------------------------- CLI
-def write(variables: dict, src: str, out_dir: str) -> str:
+def add_io_arguments(parser: argparse.ArgumentParser, src_help: str = "official .pth / .pth.tar / "
+                     ".safetensors file") -> argparse.ArgumentParser:
+    """SRC, OUT_DIR and --overwrite, the same for every converter."""
+    parser.add_argument("src", help=src_help)
+    parser.add_argument("out_dir", help="directory for the converted orbax checkpoint (new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a checkpoint already in OUT_DIR (other files are never touched)")
+    return parser
+
+
+def write(variables: dict, src: str, out_dir: str, overwrite: bool = False) -> str:
     """Save converted variables as an orbax checkpoint (common.checkpoint.save_variables)."""
     from common import checkpoint  # imported late: keeps `import <paper>.convert` light
 
-    path = checkpoint.save_variables(out_dir, variables)
+    path = checkpoint.save_variables(out_dir, variables, overwrite=overwrite)
     n = sum(int(np.prod(v.shape)) for v in flatten(variables).values())
     print(f"wrote {n:,} values from {src} to {path}")
     return path
@@ -161,11 +199,23 @@ def write(variables: dict, src: str, out_dir: str) -> str:
 def convert_main(convert_state_dict: Callable[[Mapping[str, np.ndarray]], dict],
                  argv: Sequence[str] | None = None, description: str = "") -> str:
     """`python -m <paper>.convert SRC OUT_DIR`: read, convert, write an orbax checkpoint."""
-    parser = argparse.ArgumentParser(description=description or "Convert an official checkpoint.")
-    parser.add_argument("src", help="official .pth / .pth.tar / .safetensors file")
-    parser.add_argument("out_dir", help="directory for the converted orbax checkpoint")
+    parser = add_io_arguments(argparse.ArgumentParser(description=description or "Convert an official checkpoint."))
     args = parser.parse_args(argv)
-    return write(convert_state_dict(load_state_dict(args.src)), args.src, args.out_dir)
+    return run_cli(lambda: write(convert_state_dict(load_state_dict(args.src)), args.src, args.out_dir,
+                                 args.overwrite), args.src)
+
+
+def run_cli(convert: Callable[[], str], src: str) -> str:
+    """Run a converter's work; a user error (a file that is not this model's checkpoint, an
+    output folder in the way) is one line naming SRC and exit status 2."""
+    from common import cli
+    try:
+        return convert()
+    except NotAModelCheckpoint as e:
+        msg = str(e)
+        cli.fail(msg if src in msg else f"{src}: {msg}")
+    except cli.USER_ERRORS as e:
+        cli.fail(str(e))
 
 
 def main(argv: Sequence[str] | None = None) -> str:
@@ -177,17 +227,19 @@ def main(argv: Sequence[str] | None = None) -> str:
                                      description="Convert public weights into an orbax checkpoint.")
     sources = parser.add_subparsers(dest="source", required=True)
     tv = sources.add_parser("torchvision", help="a torchvision ResNet / ResNeXt / VGG state_dict (.pth)")
-    tv.add_argument("src", help="state_dict file, e.g. resnet50-11ad3fa6.pth")
-    tv.add_argument("out_dir", help="directory for the converted orbax checkpoint")
+    add_io_arguments(tv, "state_dict file, e.g. resnet50-11ad3fa6.pth")
     tv.add_argument("--arch", default="resnet50", choices=sorted(resnet.TORCHVISION) + sorted(vgg.ARCHS))
     tv.add_argument("--norm", default="batch", choices=resnet.NORMS,
                     help="frozen: the BatchNorm affines go to batch_stats for FrozenBatchNorm")
     args = parser.parse_args(argv)
-    if args.arch in vgg.ARCHS:          # VGG features (no norm layers: --norm does not apply)
-        variables = vgg.convert_torchvision(load_state_dict(args.src), args.arch)
-    else:
-        variables = resnet.convert_torchvision(load_state_dict(args.src), args.arch, args.norm)
-    return write(variables, args.src, args.out_dir)
+
+    def convert():
+        if args.arch in vgg.ARCHS:          # VGG features (no norm layers: --norm does not apply)
+            variables = vgg.convert_torchvision(load_state_dict(args.src), args.arch)
+        else:
+            variables = resnet.convert_torchvision(load_state_dict(args.src), args.arch, args.norm)
+        return write(variables, args.src, args.out_dir, args.overwrite)
+    return run_cli(convert, args.src)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ def assert_same_run(config, workdir: str, timeout_s: float | None = None) -> Non
     would each wait for the others at the first checkpoint, forever). Goes through the
     coordinator's key-value store with a timeout, so a process that never arrives is
     reported by name instead of hanging a collective."""
-    if jax.process_count() == 1:
+    if _state().client is None or _state().num_processes in (None, 1):
         return
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
     mine = {"config": digest, "workdir": os.path.normpath(workdir)}
     others = agree("run", json.dumps(mine), timeout_s)
-    me = jax.process_index()
+    me = _state().process_id
     for pid, value in others.items():
         theirs = json.loads(value)
         if theirs["config"] != mine["config"]:
@@ -51,15 +51,15 @@ _rounds: dict[str, int] = {}
 def agree(what: str, value: str, timeout_s: float | None = None) -> dict[int, str]:
     """Publish `value` under `what` and return every other process's {process index: value};
     a process that has not published within `timeout_s` is named in a TimeoutError."""
-    from jax._src import distributed as jax_distributed
-    client = jax_distributed.global_state.client
+    # the coordinator's state, not jax.process_index(): that would start the backend, which
+    # itself waits for every process
+    client, me, count = _state().client, _state().process_id, _state().num_processes
     timeout_s = AGREE_TIMEOUT_S if timeout_s is None else timeout_s
     n = _rounds[what] = _rounds.get(what, 0) + 1     # the same question asked again is a new round
     key = f"common/agree/{what}/{n}"
-    me = jax.process_index()
     client.key_value_set(f"{key}/{me}", value)
     out = {}
-    for pid in range(jax.process_count()):
+    for pid in range(count):
         if pid == me:
             continue
         try:
@@ -69,3 +69,8 @@ def agree(what: str, value: str, timeout_s: float | None = None) -> dict[int, st
                                f"{what} settings; is it running, with the same --coordinator_address and "
                                f"--num_processes? ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     return out
+
+
+def _state():
+    from jax._src import distributed as jax_distributed
+    return jax_distributed.global_state

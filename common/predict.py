@@ -109,7 +109,6 @@ class Predictor:
         if labels is not None and len(labels) != int(config.model.num_classes):
             raise LabelsMismatch(f"{len(labels)} label names for a model of {config.model.num_classes} classes")
         config = config.copy_and_resolve_references()
-        config.init_keep_missing = False         # a leaf the checkpoint lacks: it does not fit
         if int(config.data.num_train_examples) <= 0:
             # A run plans its optimizer by the training-set size; predicting never steps it,
             # so it needs no training split at hand.

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from common import checkpoint, evaluators, sharding, tasks
+from common.checkpoint import CheckpointMismatch
 from common.config import validate
 from common.evaluators import EvalPass
 
@@ -37,6 +38,8 @@ class Run:
         self.batch_sharding = sharding.batch_sharding(self.mesh)
         self.replicated = sharding.replicated(self.mesh)
         self._eval_steps: dict[EvalPass, Any] = {}
+        self.fresh_leaves: list[str] = []    # leaves init_from left at their fresh init
+        self.for_inference = False           # set by checkpoint_run: errors give evaluate's advice
 
     def init_state(self):
         """Initialise under jit with out_shardings: no host ever holds the full state."""
@@ -81,26 +84,33 @@ class Run:
         return state.replace(nets=nets)
 
     def _load_network(self, net, loaded: dict, path: str):
+        """Every leaf of `net` from `loaded`. All differences are collected first, so the error
+        says whether the checkpoint is another model (most leaves differ) or a near fit that a
+        flag can complete (a new head: init_reset_head; new leaves: init_keep_missing)."""
         fresh = {"params": net.params, **net.model_state}
-
-        def pick(kpath, new, old=None):
+        flat, treedef = jax.tree_util.tree_flatten_with_path(fresh)
+        missing, wrong, leaves = [], [], []
+        for kpath, new in flat:
             name = "/".join(str(getattr(k, "key", k)) for k in kpath)
+            old = _lookup(loaded, kpath)
             if old is None:
-                if self.config.init_keep_missing:
-                    log.info("init_from: %s has no value for %s; keeping the fresh init", path, name)
-                    return new
-                raise KeyError(f"{path} has no value for {name} (set init_keep_missing=True to keep its "
-                               "fresh init)")
-            if tuple(np.shape(old)) != tuple(new.shape):
-                if self.config.init_reset_head:
-                    log.warning("init_from: %s has shape %s in %s, model wants %s; keeping the fresh "
-                                "init", name, np.shape(old), path, new.shape)
-                    return new
-                raise ValueError(f"init_from: {name} is {np.shape(old)} in {path}, the model wants "
-                                 f"{new.shape} (set init_reset_head=True to re-initialise it)")
-            return jax.device_put(np.asarray(old, new.dtype), new.sharding)
-
-        merged = jax.tree_util.tree_map_with_path(lambda p, n: pick(p, n, _lookup(loaded, p)), fresh)
+                missing.append(name)
+                leaves.append(new)
+            elif tuple(np.shape(old)) != tuple(new.shape):
+                wrong.append((name, tuple(np.shape(old)), tuple(new.shape)))
+                leaves.append(new)
+            else:
+                leaves.append(jax.device_put(np.asarray(old, new.dtype), new.sharding))
+        if wrong and not self.config.init_reset_head or missing and not self.config.init_keep_missing:
+            raise CheckpointMismatch(_mismatch_message(path, len(flat), missing, wrong, self.config,
+                                                       self.for_inference))
+        for name, old_shape, new_shape in wrong:
+            log.warning("init_from: %s is %s in %s, the model wants %s; keeping its fresh init",
+                        name, old_shape, path, new_shape)
+        for name in missing:
+            log.info("init_from: %s has no value for %s; keeping its fresh init", path, name)
+        self.fresh_leaves += missing + [name for name, _, _ in wrong]
+        merged = jax.tree_util.tree_unflatten(treedef, leaves)
         params = merged.pop("params")
         return net.replace(params=params, model_state=merged,
                            ema_params=params if net.ema_params is not None else None)
@@ -143,14 +153,19 @@ def flat_metrics(results: dict) -> dict:
     return {f"{name}/{k}": v for name, metrics in results.items() for k, v in metrics.items()}
 
 
-def checkpoint_run(config, checkpoint_path: str) -> Run:
+def checkpoint_run(config, checkpoint_path: str, allow_fresh_init: bool = False) -> Run:
     """A Run whose init_state() holds the weights of a checkpoint (converted official
-    weights, a training workdir, or one step directory)."""
+    weights, a training workdir, or one step directory). Every leaf must come from the
+    checkpoint: scoring random weights is an error unless `allow_fresh_init` (leaves the
+    checkpoint lacks keep their init; the run's `fresh_leaves` lists them)."""
     config.unlock()
     config.init_from = checkpoint_path
     config.init_reset_head = False       # evaluating with a head that does not fit is an error
+    config.init_keep_missing = bool(allow_fresh_init)
     config.lock()
-    return Run(config)
+    run = Run(config)
+    run.for_inference = True
+    return run
 
 
 def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, progress: bool = True) -> dict:
@@ -158,6 +173,25 @@ def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, 
     run = checkpoint_run(config, checkpoint_path)
     state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
     return run.evaluate(state, run.eval_passes(split), progress=progress)
+
+
+def _mismatch_message(path: str, total: int, missing: list, wrong: list, config, inference: bool) -> str:
+    first = (f"{wrong[0][0]} is {wrong[0][1]} there, the model wants {wrong[0][2]}" if wrong
+             else f"it has no {missing[0]}")
+    counts = f"{len(wrong)} of {total} leaves differ in shape, {len(missing)} are missing"
+    if len(wrong) + len(missing) > total // 2:
+        return (f"{path} is not a checkpoint of this model ({config.model.name}): {first} ({counts}); "
+                "check --config / --checkpoint")
+    if inference:      # evaluate / predict: the flags of fine-tuning do not apply
+        hint = (" (--allow_fresh_init scores it with those leaves at their random init)" if missing and not wrong
+                else "; check --config / --checkpoint")
+        return f"{path} does not fit the model {config.model.name}: {first} ({counts}){hint}"
+    hints = []
+    if wrong:
+        hints.append("init_reset_head=True re-initialises the leaves of another shape (a new label set)")
+    if missing:
+        hints.append("init_keep_missing=True keeps the fresh init of the leaves it lacks")
+    return f"{path} does not fit the model {config.model.name}: {first} ({counts}); " + "; ".join(hints)
 
 
 def _lookup(tree: Any, kpath) -> Any:

@@ -37,7 +37,7 @@ def nucleus_probs(logits: jax.Array, temperature: float = 1.0, top_p: float | No
     sorted_p = jnp.take_along_axis(probs, order, -1)
     before = jnp.cumsum(sorted_p, -1) - sorted_p                   # exclusive cumulative sum
     keep_sorted = before <= top_p                                   # up to the first that exceeds p
-    keep = jnp.put_along_axis(keep, order, keep_sorted, -1, inplace=False)
+    keep = jnp.take_along_axis(keep_sorted, jnp.argsort(order, axis=-1), -1)   # back to vocabulary order
     kept = jnp.where(keep, probs, 0.0)
     return kept / kept.sum(-1, keepdims=True)
 

@@ -267,8 +267,7 @@ def _print(bar, msg: str) -> None:
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("absl", "orbax", "jax._src", "tensorflow_datasets"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    cli.quiet_libraries()
     distributed.initialize(_COORD.value, _NPROC.value, _PID.value)
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required")

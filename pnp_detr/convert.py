@@ -136,20 +136,22 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], variant: str = "pnp
 
 
 def main(argv=None):
-    from common.convert import load_state_dict, write
+    from common.convert import add_io_arguments, load_state_dict, run_cli, write
     from pnp_detr.model import VARIANTS
-    p = argparse.ArgumentParser(prog="python -m pnp_detr.convert", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", help="official .pth (DETR release or PnP-DETR training checkpoint)")
-    p.add_argument("out_dir", help="directory for the converted orbax checkpoint")
+    p = add_io_arguments(argparse.ArgumentParser(prog="python -m pnp_detr.convert", description=__doc__,
+                                                 formatter_class=argparse.RawDescriptionHelpFormatter),
+                         "official .pth (DETR release or PnP-DETR training checkpoint)")
     p.add_argument("--variant", default="pnp_detr_r50", choices=sorted(VARIANTS))
     p.add_argument("--seed", type=int, default=0, help="init of a sampler the checkpoint lacks")
     args = p.parse_args(argv)
-    variables, notes = convert_state_dict(load_state_dict(args.src), args.variant, args.seed)
-    path = write(variables, args.src, args.out_dir)
-    for note in notes:
-        print(f"note: {note}")
-    return path
+
+    def convert():
+        variables, notes = convert_state_dict(load_state_dict(args.src), args.variant, args.seed)
+        path = write(variables, args.src, args.out_dir, args.overwrite)
+        for note in notes:
+            print(f"note: {note}")
+        return path
+    return run_cli(convert, args.src)
 
 
 if __name__ == "__main__":

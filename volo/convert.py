@@ -53,17 +53,13 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray], img_size: int | Non
 
 
 def main(argv=None):
-    from common import checkpoint
-    from common.convert import flatten, load_state_dict
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src")
-    p.add_argument("out_dir")
+    from common.convert import add_io_arguments, load_state_dict, run_cli, write
+    p = add_io_arguments(argparse.ArgumentParser(description=__doc__,
+                                                 formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("--img_size", type=int, default=None, help="target resolution (resizes pos_embed)")
     args = p.parse_args(argv)
-    variables = convert_state_dict(load_state_dict(args.src), args.img_size)
-    path = checkpoint.save_variables(args.out_dir, variables)
-    n = sum(int(np.prod(v.shape)) for v in flatten(variables).values())
-    print(f"wrote {n:,} values from {args.src} to {path}")
+    return run_cli(lambda: write(convert_state_dict(load_state_dict(args.src), args.img_size), args.src,
+                                 args.out_dir, args.overwrite), args.src)
 
 
 if __name__ == "__main__":

@@ -69,15 +69,49 @@ def test_two_processes_equal_one_process(tmp_path):
     np.testing.assert_allclose(e2, e1, atol=1e-6)
 
 
-def test_processes_with_different_configs_refuse_to_start(tmp_path):
+def _two_processes(script, *args, timeout=400):
     addr = f"127.0.0.1:{_free_port()}"
     env = {**os.environ, "PYTHONPATH": ROOT}
     env.pop("XLA_FLAGS", None)
-    script = _WORKER.replace("tiny_config(num_train_steps=4)",
-                             "tiny_config(num_train_steps=4 + int(sys.argv[2]))")
-    procs = [subprocess.Popen([sys.executable, "-c", script, addr, str(i), str(tmp_path)], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, "-c", script, addr, str(i), *args], cwd=ROOT,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
-    outs = [p.communicate(timeout=400)[0] for p in procs]
-    assert all(p.returncode != 0 for p in procs)
-    assert any("different configs" in o for o in outs)
+    outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    return [p.returncode for p in procs], outs
+
+
+def test_processes_with_different_configs_refuse_to_start(tmp_path):
+    script = _WORKER.replace("tiny_config(num_train_steps=4)",
+                             "tiny_config(num_train_steps=4 + int(sys.argv[2]))")
+    codes, outs = _two_processes(script, str(tmp_path))
+    assert all(c != 0 for c in codes)
+    assert any("was started with a different config" in o for o in outs)
+
+
+def test_processes_with_different_workdirs_refuse_to_start(tmp_path):
+    # each would wait for the other at its first checkpoint, forever
+    script = _WORKER.replace("sys.argv[3]", "sys.argv[3] + sys.argv[2]")
+    codes, outs = _two_processes(script, str(tmp_path / "w"), timeout=300)
+    assert all(c != 0 for c in codes), outs
+    assert all("every process must write the same workdir" in o for o in outs), outs
+    assert not os.path.exists(str(tmp_path / "w0")) and not os.path.exists(str(tmp_path / "w1"))
+
+
+_LATE = """
+import sys, time
+from tests.conftest import *  # noqa: F401,F403
+from common import distributed
+distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+if sys.argv[2] == "1":
+    time.sleep(20)       # alive, but never reaches the agreement
+else:
+    try:
+        distributed.agree("run", "x", timeout_s=3)
+    except TimeoutError as e:
+        print("TIMEOUT:", e, flush=True)
+"""
+
+
+def test_a_process_that_never_arrives_is_named_after_a_timeout():
+    codes, outs = _two_processes(_LATE, timeout=120)
+    assert "TIMEOUT: process 0 waited 3 s for process 1 to report its run settings" in outs[0], outs
