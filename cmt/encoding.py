@@ -226,9 +226,11 @@ def to_model_order(raw: np.ndarray, training: bool = True) -> np.ndarray:
     return x
 
 
-def decode(words: np.ndarray) -> dict:
+def decode(words: np.ndarray, strict: bool = True) -> dict:
     """numpy2midi_mix.numpy2midi on raw-layout rows (at least the first 7 columns): notes
-    per track name, [time, pitch, duration] on the 16th grid; stops at EOS."""
+    per track name, [time, pitch, duration] on the 16th grid; stops at EOS. A note row with
+    pitch, duration or instrument 0 (numpy2midi asserts against them) raises, or with
+    `strict=False` is skipped (sampled music may hold such rows)."""
     tracks = {name: [] for name in PROGRAMS}
     n_bars, tick = -1, 0
     for w in np.asarray(words):
@@ -241,6 +243,8 @@ def decode(words: np.ndarray) -> dict:
         elif kind == TYPE_NOTE:
             pitch, duration, instr = int(w[RAW["pitch"]]), int(w[RAW["duration"]]), int(w[RAW["instr"]])
             if pitch <= 0 or duration <= 0 or instr <= 0:
+                if not strict:
+                    continue
                 raise ValueError(f"note row {list(w)} has pitch/duration/instr 0 (numpy2midi asserts them > 0)")
             tracks[INSTRUMENTS[instr]].append([n_bars * RESOLUTION + tick, pitch - 1, duration - 1])
         else:
