@@ -56,20 +56,24 @@ def chorale_song(name: str = "bach/bwv66.6", drums: bool = False, seed: int = 0)
 
 
 def procedural_song(rng: np.random.Generator, n_bars: int = 8) -> dict:
-    """Bars of random density 1..16 (distinct onset ticks); at each onset every instrument
-    plays with probability 0.6 a chord of 1..max size (Drums up to 8), durations 1..16 ticks."""
+    """Bars of random density 1..16 (distinct onset ticks, uniform); at each onset each
+    instrument plays with probability 0.35 (at least one plays) a chord whose size is
+    geometric (mean ~1.7) up to the instrument's maximum; one Drums chord in ten is a
+    fill of 8..12 notes, so strengths reach high values while songs stay short, durations 1..16 ticks."""
     s = SIXTEENTH
     roots = {"Piano": 60, "Guitar": 52, "Bass": 36, "Strings": 67}
     sizes = {"Drums": 12, "Piano": 8, "Guitar": 6, "Bass": 2, "Strings": 4}
     tracks = {name: [] for name in encoding.PROGRAMS}
+    names = list(tracks)
     for b in range(n_bars):
         density = int(rng.integers(1, 17))
         ticks = np.sort(rng.choice(16, density, replace=False))
         for tick in ticks:
-            for name in tracks:
-                if rng.random() > 0.6:
-                    continue
-                k = int(rng.integers(1, sizes[name] + 1))
+            playing = [n for n in names if rng.random() < 0.35] or [names[int(rng.integers(len(names)))]]
+            for name in playing:
+                k = int(min(sizes[name], rng.geometric(0.6)))
+                if name == "Drums" and rng.random() < 0.1:
+                    k = int(rng.integers(8, sizes[name] + 1))      # a rare fill: strengths up to 12
                 if name == "Drums":
                     pitches = rng.choice(np.arange(35, 82), k, replace=False)
                 else:
