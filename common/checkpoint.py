@@ -211,7 +211,8 @@ def save_variables(out_dir: str, variables: Any, overwrite: bool = False) -> str
                                   f"({', '.join(sorted(os.listdir(path))[:3]) if os.path.isdir(path) else 'a file'}); "
                                   "nothing was written: choose an empty or new output folder")
         if not overwrite:
-            raise FileExistsError(f"{path} already holds a checkpoint; pass --overwrite to replace it")
+            raise FileExistsError(f"{path} already holds a checkpoint; choose another output folder, or "
+                                  "pass --overwrite (converters) to replace it")
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(tmp, variables)

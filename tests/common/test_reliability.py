@@ -135,7 +135,7 @@ def test_save_variables_never_deletes_what_it_did_not_write(tmp_path):
     assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
     ckpt = str(tmp_path / "ckpt")
     checkpoint.save_variables(ckpt, variables)
-    with pytest.raises(FileExistsError, match="already holds a checkpoint; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="already holds a checkpoint; choose another output folder, or pass --overwrite"):
         checkpoint.save_variables(ckpt, {"params": {"w": np.zeros((2, 3), np.float32)}})
     checkpoint.save_variables(ckpt, {"params": {"w": np.zeros((2, 3), np.float32)}}, overwrite=True)
     np.testing.assert_array_equal(checkpoint.load_variables(ckpt)["params"]["w"], 0.0)
