@@ -24,7 +24,8 @@ Exact semantics of the official forward:
   with the entries where S == 0 dropped afterwards (`amm_softmax="code"`, the released
   sparse matrix) or a softmax restricted to in-region pairs (`"masked"`, the papers);
   γ̃ = Σ_r A^r (γ ⊙ m_y^r), β̃ likewise. Dense attention [B, 3, N, N] (N = H W / 16),
-  optionally in chunks of `amm_chunk` source rows to bound memory at 512².
+  optionally built `amm_chunk` source rows at a time and reduced at once (`amm`), so only
+  [B, 3, chunk, N] of it exists: the 512² model's 3 x 16,384² attention never does.
 - `atten_bottleneck_{g,b}` hold the official NONLocalBlock2D's 1x1 conv `g`, which its
   forward never applies: kept (2 parameters each) so G.pth loads and the count is exact.
 """
@@ -147,11 +148,7 @@ def apply_makeup(v, gamma, beta):
     return v * (1.0 + gamma) + beta
 
 
-def attention(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, *, visual_weight: float = 0.01,
-              temperature: float = 200.0, softmax: str = "code", chunk: int = 0):
-    """The AMM attention [B, 3, N, N] (N = h w, row = source pixel, column = reference pixel).
-
-    feat_* [B, h, w, C]; mask_* [B, 3, h, w] (already at feature size); diff_* [B, 3, h, w, 136]."""
+def _sides(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, visual_weight):
     b, h, w, ch = feat_x.shape
     n = h * w
 
@@ -159,42 +156,70 @@ def attention(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, *, visual_weight: 
         m = mask.reshape(b, 3, n, 1).astype(feat.dtype)
         f = feat.reshape(b, 1, n, ch) * m * visual_weight
         return jnp.concatenate([f, diff.reshape(b, 3, n, DIFF_DIM).astype(feat.dtype)], axis=-1), m[..., 0]
-
     theta, mx = side(feat_x, mask_x, diff_x)
     phi, my = side(feat_y, mask_y, diff_y)
+    return theta, mx, phi, my
 
-    def rows(theta_rows, mx_rows):
-        s = jnp.einsum("brnc,brmc->brnm", theta_rows, phi, precision=jax.lax.Precision.HIGHEST)
-        logits = temperature * s
-        if softmax == "code":
-            keep = s != 0.0                               # the released code's nonzero() index set
-            return jax.nn.softmax(logits, axis=-1) * keep
-        if softmax == "masked":
-            keep = (mx_rows[..., :, None] > 0) & (my[..., None, :] > 0)
-            a = jax.nn.softmax(jnp.where(keep, logits, -jnp.inf), axis=-1)
-            return jnp.where(keep, a, 0.0)
-        raise ValueError(f"unknown amm softmax {softmax!r}: code | masked")
 
-    if not chunk or chunk >= n:
-        return rows(theta, mx)
-    if n % chunk:
-        raise ValueError(f"amm_chunk {chunk} must divide the {n} feature pixels")
-    k = n // chunk
-    t = theta.reshape(b, 3, k, chunk, -1).transpose(2, 0, 1, 3, 4)
-    m = mx.reshape(b, 3, k, chunk).transpose(2, 0, 1, 3)
-    out = jax.lax.map(lambda a: rows(*a), (t, m))        # [k, B, 3, chunk, N]
-    return out.transpose(1, 2, 0, 3, 4).reshape(b, 3, n, n)
+def _rows(theta_rows, mx_rows, phi, my, temperature, softmax):
+    """Attention rows [B, 3, n_rows, N] of some source pixels."""
+    s = jnp.einsum("brnc,brmc->brnm", theta_rows, phi, precision=jax.lax.Precision.HIGHEST)
+    logits = temperature * s
+    if softmax == "code":
+        keep = s != 0.0                               # the released code's nonzero() index set
+        return jax.nn.softmax(logits, axis=-1) * keep
+    if softmax == "masked":
+        keep = (mx_rows[..., :, None] > 0) & (my[..., None, :] > 0)
+        a = jax.nn.softmax(jnp.where(keep, logits, -jnp.inf), axis=-1)
+        return jnp.where(keep, a, 0.0)
+    raise ValueError(f"unknown amm softmax {softmax!r}: code | masked")
+
+
+def attention(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, *, visual_weight: float = 0.01,
+              temperature: float = 200.0, softmax: str = "code"):
+    """The AMM attention [B, 3, N, N] (N = h w, row = source pixel, column = reference pixel).
+
+    feat_* [B, h, w, C]; mask_* [B, 3, h, w] (already at feature size); diff_* [B, 3, h, w, 136]."""
+    theta, mx, phi, my = _sides(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, visual_weight)
+    return _rows(theta, mx, phi, my, temperature, softmax)
 
 
 def morph_matrices(attn, gamma, beta, mask_y):
     """γ̃ = Σ_r A^r (γ ⊙ m_y^r), β̃ likewise: [B, h, w, 1] in the source's geometry."""
     b, h, w, _ = gamma.shape
-    m = mask_y.reshape(b, 3, h * w).astype(gamma.dtype)
+    return tuple(o.reshape(b, h, w, 1) for o in _morph_flat(attn, gamma, beta, mask_y))
 
-    def one(x):
-        return jnp.einsum("brnm,brm->bn", attn, x.reshape(b, 1, h * w) * m,
-                          precision=jax.lax.Precision.HIGHEST).reshape(b, h, w, 1)
-    return one(gamma), one(beta)
+
+def _morph_flat(attn, gamma, beta, mask_y):
+    b = gamma.shape[0]
+    m = mask_y.reshape(b, 3, -1).astype(gamma.dtype)
+    return tuple(jnp.einsum("brnm,brm->bn", attn, x.reshape(b, 1, -1) * m, precision=jax.lax.Precision.HIGHEST)
+                 for x in (gamma, beta))
+
+
+def amm(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, gamma, beta, *, visual_weight=0.01,
+        temperature=200.0, softmax="code", chunk: int = 0, return_attention: bool = False):
+    """(γ̃, β̃[, attention]). With `chunk`, the attention is built `chunk` source rows at a time
+    and reduced at once, so at most [B, 3, chunk, N] of it exists (no attention returned)."""
+    b, h, w, _ = feat_x.shape
+    n = h * w
+    theta, mx, phi, my = _sides(feat_x, feat_y, mask_x, mask_y, diff_x, diff_y, visual_weight)
+    if not chunk or chunk >= n:
+        attn = _rows(theta, mx, phi, my, temperature, softmax)
+        g, bt = morph_matrices(attn, gamma, beta, mask_y)
+        return (g, bt, attn) if return_attention else (g, bt)
+    if return_attention:
+        raise ValueError("the attention is not kept when amm_chunk is set")
+    if n % chunk:
+        raise ValueError(f"amm_chunk {chunk} must divide the {n} feature pixels")
+    k = n // chunk
+    t = theta.reshape(b, 3, k, chunk, -1).transpose(2, 0, 1, 3, 4)
+    m = mx.reshape(b, 3, k, chunk).transpose(2, 0, 1, 3)
+
+    def block(args):
+        return _morph_flat(_rows(args[0], args[1], phi, my, temperature, softmax), gamma, beta, mask_y)
+    g, bt = jax.lax.map(block, (t, m))                          # [k, B, chunk]
+    return tuple(o.transpose(1, 0, 2).reshape(b, h, w, 1) for o in (g, bt))
 
 
 class UnusedConv(nn.Module):
@@ -229,20 +254,22 @@ class Generator(nn.Module):
             self.atten_bottleneck_b()
 
     def morph(self, x, y, mask_x, mask_y, diff_x, diff_y, return_attention: bool = False):
-        """The official `ret=True` output: the morphed matrices (γ̃, β̃) [B, h, w, 1]."""
-        gamma, beta, attn, _ = self._morph(x, y, mask_x, mask_y, diff_x, diff_y)
+        """The official `ret=True` output: the morphed matrices (γ̃, β̃) [B, h, w, 1]; with
+        `return_attention` also the attention [B, 3, N, N] (not with amm_chunk)."""
+        gamma, beta, attn, _ = self._morph(x, y, mask_x, mask_y, diff_x, diff_y, return_attention)
         return (gamma, beta, attn) if return_attention else (gamma, beta)
 
-    def _morph(self, x, y, mask_x, mask_y, diff_x, diff_y):
+    def _morph(self, x, y, mask_x, mask_y, diff_x, diff_y, want_attention: bool = False):
         self._touch_unused()
         v_x = self.stnet.encode(x)
         v_y, gamma, beta = self.mdnet(y)
         size = v_x.shape[1:3]
         mx, my = resize_masks(mask_x, size), resize_masks(mask_y, size)
-        attn = attention(v_x, v_y, mx, my, diff_x, diff_y, visual_weight=self.visual_weight,
-                         temperature=self.temperature, softmax=self.amm_softmax, chunk=self.amm_chunk)
-        g, b = morph_matrices(attn, gamma, beta, my)
-        return g, b, attn, v_x
+        out = amm(v_x, v_y, mx, my, diff_x, diff_y, gamma, beta, visual_weight=self.visual_weight,
+                  temperature=self.temperature, softmax=self.amm_softmax, chunk=self.amm_chunk,
+                  return_attention=want_attention)
+        g, b = out[:2]
+        return g, b, (out[2] if want_attention else None), v_x
 
     def __call__(self, x, y, mask_x, mask_y, diff_x, diff_y):
         """T(x, y) in one pass (equal to the official two-pass test mode)."""
@@ -296,7 +323,7 @@ VARIANTS = {
     "psgan": dict(width=64, idnet=False),
     # PSGAN++: + IDNet (a second MDNet) for removal; the same nets at 256² and 512² (MT-HR)
     "psganpp": dict(width=64, idnet=True),
-    "psganpp_512": dict(width=64, idnet=True, amm_chunk=4096),
+    "psganpp_512": dict(width=64, idnet=True, amm_chunk=1024),
     # CPU tests / demo
     "tiny": dict(width=8, idnet=True),
 }
