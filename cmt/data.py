@@ -131,7 +131,11 @@ def write_standin_midi(root: str, chorales: int, procedural: int, bars: int, see
             continue
         paths.append(standin.write(tracks, os.path.join(root, f"{name}.mid")))
     for i in range(procedural):
-        paths.append(standin.write(standin.procedural_song(rng, bars), os.path.join(root, f"proc{i:03d}.mid")))
+        while True:                          # redraw a song whose every track has <= 20 notes (all filtered)
+            tracks = standin.procedural_song(rng, bars)
+            if max(len(v) for v in tracks.values()) >= encoding.MIN_NOTES:
+                break
+        paths.append(standin.write(tracks, os.path.join(root, f"proc{i:03d}.mid")))
     return paths
 
 
@@ -142,8 +146,8 @@ class CmtStandin(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [
         CmtStandinConfig(name="default", chorales=40, procedural=40, bars=8,
                          description="40 chorales + 40 procedural 8-bar songs"),
-        CmtStandinConfig(name="small", chorales=6, procedural=14, bars=4,
-                         description="6 chorales + 14 procedural 4-bar songs (tests)"),
+        CmtStandinConfig(name="small", chorales=6, procedural=14, bars=6,
+                         description="6 chorales + 14 procedural 6-bar songs (tests)"),
     ]
 
     def _info(self):

@@ -1,12 +1,18 @@
 """The `music` task on the platform's loop: trains the tiny CMT on the small stand-in from
 the `:test` preset (tfds builder -> grain), evaluates the seven masked losses and
-accuracies, resumes exactly from a checkpoint, and gives the same step on 8 devices as on 1."""
+accuracies, resumes exactly after kill -9, generates from the trained checkpoint through the
+CLI, and gives the same step on 8 devices as on 1."""
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
+import pytest
 
 from cmt.task import FIELDS
 from common import sharding, tasks, train
@@ -31,15 +37,40 @@ def test_trains_evaluates_and_resumes_exactly(tmp_path):
     assert [s for s, _, _ in rows] == [1, 2, 3, 4] and all(np.isfinite(loss) for _, loss, _ in rows)
     assert rows[-1][1] < rows[0][1]                               # lr 1e-3 on 4 songs: the loss falls
 
-    resumed = str(tmp_path / "resumed")
-    shutil.copytree(workdir, resumed)
-    shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
-    again = train.train_and_evaluate(load_config(CONFIG, "test"), resumed, progress=False)
-    assert _losses(resumed) == rows
+    # kill -9 a run of the same config once its step-2 checkpoint is written, then resume it
+    killed = str(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, "-m", "common.train", f"--config={CONFIG}:test", f"--workdir={killed}"],
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not os.path.isdir(os.path.join(killed, "checkpoints", "2")) and proc.poll() is None:
+            assert time.time() < deadline, "the subprocess wrote no step-2 checkpoint"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not os.path.isdir(os.path.join(killed, "checkpoints", "4"))
+    again = train.train_and_evaluate(load_config(CONFIG, "test"), killed, progress=False)
+    last = {r[0]: r for r in _losses(killed)}                          # a step logged before the kill is redone
+    assert [last[s] for s in (1, 2, 3, 4)] == rows                     # exactly the uninterrupted run
     assert json.dumps(again, sort_keys=True) == json.dumps(metrics, sort_keys=True)
 
     table = tasks.get_task(load_config(CONFIG, "test").task)(load_config(CONFIG, "test")).summarize(metrics)
     assert table.splitlines()[1].startswith("eval")
+
+    # controlled generation from the trained checkpoint: MIDI, piano roll, metrics
+    from cmt import generate, video
+    out = str(tmp_path / "gen" / "ramp.mid")
+    report = generate.main([f"--config={CONFIG}:test", f"--checkpoint={workdir}", "--ramp", "3", "--out", out])
+    for ext in (".mid", ".png", ".json"):
+        assert os.path.getsize(out[:-4] + ext) > 0
+    assert report["tokens"] >= 1 and "density_error" in report and "strength_error" in report
+    np.savez(tmp_path / "bad.npz", input=np.zeros((3, 4)))
+    with pytest.raises(video.VideoError, match="bad.npz"):
+        generate.main([f"--config={CONFIG}:test", f"--checkpoint={workdir}", "--controls", str(tmp_path / "bad.npz"),
+                       "--out", out])
+    assert os.path.getsize(out) > 0                                    # the earlier output is still there
 
 
 def test_step_on_8_devices_equals_1_device():
