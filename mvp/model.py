@@ -77,16 +77,13 @@ def bilinear(image, x, y):
     n, h, w, c = image.shape
     flat = image.reshape(n, h * w, c)
     x0, y0 = jnp.floor(x), jnp.floor(y)
-    out = 0.0
-    for dx in (0, 1):
-        for dy in (0, 1):
-            xi, yi = x0 + dx, y0 + dy
-            weight = (1 - jnp.abs(x - xi)) * (1 - jnp.abs(y - yi))
-            valid = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
-            idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).astype(jnp.int32)
-            gathered = jax.vmap(lambda im, i: im[i])(flat, idx)
-            out = out + gathered * jnp.where(valid, weight, 0.0)[..., None].astype(image.dtype)
-    return out
+    xi = jnp.stack([x0, x0 + 1, x0, x0 + 1], -1)                         # N K 4 corners
+    yi = jnp.stack([y0, y0, y0 + 1, y0 + 1], -1)
+    weight = (1 - jnp.abs(x[..., None] - xi)) * (1 - jnp.abs(y[..., None] - yi))
+    valid = (xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)
+    idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).astype(jnp.int32)
+    gathered = jax.vmap(lambda im, i: im[i])(flat, idx.reshape(n, -1)).reshape(idx.shape + (c,))   # one gather
+    return jnp.einsum("nkjc,nkj->nkc", gathered, jnp.where(valid, weight, 0.0).astype(image.dtype))
 
 
 def sample_normalised(image, loc):
@@ -105,10 +102,12 @@ class PoseResNet(nn.Module):
     deconv: Sequence[int] = (256, 256, 256)
     joints: int = 15
     dtype: jnp.dtype = jnp.float32
+    blocks: Sequence[int] | None = None          # blocks per stage instead of the depth's (CPU test model)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         block, layers = RESNETS[self.depth]
+        layers = tuple(self.blocks) if self.blocks is not None else layers
         block = {"basic": BasicBlock, "bottleneck": Bottleneck}[block]
         x = ResNetStem(self.dtype, name="stem")(x.astype(self.dtype), train)
         for i, (blocks, planes) in enumerate(zip(layers, (64, 128, 256, 512))):
@@ -263,6 +262,7 @@ class MvP(nn.Module):
     query_adaptation: bool = True
     dropout: float = 0.1
     freeze_backbone: bool = True                          # official: frozen, BN in eval mode
+    backbone_blocks: Sequence[int] | None = None          # None: the depth's (2,2,2,2) / (3,4,6,3) ...
     dtype: jnp.dtype = jnp.float32
 
     def setup(self):
@@ -271,7 +271,8 @@ class MvP(nn.Module):
         if self.query_embed not in QUERY_EMBEDS:
             raise ValueError(f"query_embed {self.query_embed!r} is not one of {QUERY_EMBEDS}")
         d = self.d_model
-        self.backbone = PoseResNet(self.depth, (self.deconv,) * 3, self.joints, self.dtype)
+        self.backbone = PoseResNet(self.depth, (self.deconv,) * 3, self.joints, self.dtype,
+                                   None if self.backbone_blocks is None else tuple(self.backbone_blocks))
         self.decoder_layers = [DecoderLayer(d, self.heads, self.points, self.ffn, self.views, self.dropout,
                                             self.posembed, self.dtype, name=f"decoder_layers_{i}")
                                for i in range(self.layers)]
@@ -389,7 +390,7 @@ def create_model(variant: str, dtype=jnp.float32, **overrides) -> MvP:
         raise KeyError(f"unknown MvP variant {variant!r}; known: {sorted(VARIANTS)}")
     kw = dict(VARIANTS[variant])
     kw.update(overrides)
-    for key in ("image_size", "space_center", "space_size", "output_joints"):
+    for key in ("image_size", "space_center", "space_size", "output_joints", "backbone_blocks"):
         if kw.get(key) is not None:
             kw[key] = tuple(kw[key])
     return MvP(dtype=dtype, **kw)
