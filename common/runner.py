@@ -13,7 +13,7 @@ import numpy as np
 
 from common import checkpoint, evaluators, sharding, tasks
 from common.checkpoint import CheckpointMismatch
-from common.config import validate
+from common.config import ConfigError, validate
 from common.evaluators import EvalPass
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Run:
             lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
             nn.meta.unbox(boxed), self.state_sharding)
         self.batch_sharding = sharding.batch_sharding(self.mesh)
+        _check_batch_splits(config, self.mesh)
         self.replicated = sharding.replicated(self.mesh)
         self._eval_steps: dict[EvalPass, Any] = {}
         self.fresh_leaves: list[str] = []    # leaves init_from left at their fresh init
@@ -173,6 +174,16 @@ def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, 
     run = checkpoint_run(config, checkpoint_path)
     state = run.init_state()             # fresh init, then every leaf replaced from the checkpoint
     return run.evaluate(state, run.eval_passes(split), progress=progress)
+
+
+def _check_batch_splits(config, mesh) -> None:
+    """A global batch must split evenly over the batch axes of the mesh (and the processes)."""
+    ways = int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES if a in mesh.axis_names]))
+    for key in ("batch_size", "eval_batch_size"):
+        value = int(config.get(key, 0) or 0)
+        if value % ways or value % jax.process_count():
+            raise ConfigError(f"config.{key}={value} does not split over the {ways} devices of the mesh's "
+                              f"batch axes ({jax.process_count()} processes): use a multiple of {ways}")
 
 
 def _mismatch_message(path: str, total: int, missing: list, wrong: list, config, inference: bool) -> str:

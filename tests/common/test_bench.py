@@ -1,0 +1,63 @@
+"""common.bench cannot flatter us: ours and the reference alternate in rounds, a moving
+matmul peak or other busy processes are warnings, --check_idle refuses a busy machine, and
+the GPU script runs end to end (here on the CPU with a tiny batch)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from common import bench
+from common.errors import UserError
+from tests.common.configs import ROOT, tiny_config
+from tests.conftest import require
+
+
+def test_rounds_alternate_so_load_changes_hit_both_sides():
+    order = []
+    fns = {"ours": lambda: order.append("A"), "reference": lambda: order.append("B")}
+    out = bench.interleaved(fns, rounds=4, steps=2, warmup=1)
+    assert "".join(order) == "AB" + "AABB" + "BBAA" + "AABB" + "BBAA"
+    assert out["ours"]["samples"] == 8 and out["reference"]["samples"] == 8
+    assert {"median_s", "min_s", "max_s", "spread"} <= set(out["ours"])
+
+
+def _result(before, after, idle=True):
+    load = {"idle": idle, "busy_processes": [] if idle else ["python(42) 95%"], "load_avg_1m": 1.0}
+    return {"matmul_peak_before": before, "matmul_peak_after": after, "load_before": load, "load_after": load}
+
+
+def test_a_moving_peak_or_a_busy_machine_is_a_warning():
+    assert bench._warnings(_result(500e9, 480e9)) == []
+    assert "changed by 50%" in bench._warnings(_result(500e9, 250e9))[0]
+    assert any("python(42) 95%" in w for w in bench._warnings(_result(500e9, 500e9, idle=False)))
+
+
+def test_check_idle_refuses_a_busy_machine(monkeypatch):
+    monkeypatch.setattr(bench, "idle_check", lambda: {"idle": False, "load_avg_1m": 3.0,
+                                                      "busy_processes": ["pytest(7) 100%"]})
+    with pytest.raises(UserError, match=r"machine is busy .*pytest\(7\) 100%"):
+        bench.run_benchmark(tiny_config(), batch=4, steps=1, check_idle=True)
+
+
+def test_busy_processes_sees_a_spinning_child():
+    spin = subprocess.Popen(["python3", "-c", "while True: pass"])
+    try:
+        busy = bench.busy_processes(sample_s=1.0, threshold=0.05)   # a share: other tests may run
+    finally:
+        spin.kill()
+    assert any(pid == spin.pid and share > 0.05 for pid, _, share in busy), busy
+
+
+def test_gpu_script_dry_run_on_the_cpu(tmp_path):
+    require("timm")
+    out = tmp_path / "gpu"
+    env = {**os.environ, "MODELS": "poolformer_s12", "PRESET": ":test", "BATCH": "4", "STEPS": "1",
+           "ROUNDS": "1", "DTYPE": "float32"}
+    env.pop("XLA_FLAGS", None)        # one CPU device, as on a user's machine
+    proc = subprocess.run(["bash", "benchmarks/gpu.sh", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    r = json.load(open(out / "poolformer_s12.json"))
+    assert r["batch"] == 4 and r["train_examples_per_s"] > 0 and r["reference"] == "timm:poolformer_s12"
+    assert r["reference_train_examples_per_s"] > 0 and r["machine"]["cpu"] and r["machine"]["jax"]
