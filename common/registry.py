@@ -14,16 +14,15 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
+    """Entries by name and registering module: two packages may both register a `tiny`
+    model; a bare `tiny` is then ambiguous and must be named `MODULE:tiny`."""
+
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: dict[str, T] = {}
-        self._modules: dict[str, str] = {}      # name -> module that registered it
+        self._entries: dict[str, dict[str, T]] = {}     # name -> {registering module: entry}
 
     def register(self, name: str, entry: T, module: str = "") -> T:
-        if name in self._entries and self._modules[name] != module:   # a reload may re-register
-            raise ValueError(f"{self.kind} {name!r} is registered twice ({self._modules[name]} and {module})")
-        self._entries[name] = entry
-        self._modules[name] = module
+        self._entries.setdefault(name, {})[module] = entry   # a reload re-registers in place
         return entry
 
     def decorator(self, name: str) -> Callable[[T], T]:
@@ -32,7 +31,9 @@ class Registry(Generic[T]):
         return wrap
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Every registered name; qualified as MODULE:NAME where several modules share it."""
+        return sorted(name if len(by) == 1 else f"{m}:{name}"
+                      for name, by in self._entries.items() for m in by)
 
     def get(self, spec: str) -> T:
         """The entry named by `spec` (see the module docstring for the three forms)."""
@@ -40,9 +41,15 @@ class Registry(Generic[T]):
             raise KeyError(f"no {self.kind} named: the config leaves it empty")
         module, sep, name = spec.partition(":")
         if not sep:
-            if spec in self._entries:
-                return self._entries[spec]
+            by = self._entries.get(spec, {})
+            if len(by) == 1:
+                return next(iter(by.values()))
+            if len(by) > 1:
+                raise KeyError(f"{self.kind} {spec!r} is registered by {', '.join(sorted(by))}; name one as "
+                               f"'MODULE:{spec}'")
             module, name = spec, ""
+        elif any(_within(m, module) for m in self._entries.get(name, {})):
+            return next(e for m, e in self._entries[name].items() if _within(m, module))
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as e:
@@ -52,13 +59,17 @@ class Registry(Generic[T]):
                            f"{self.kind} of that name (registered: {', '.join(self.names()) or 'none'}); "
                            f"name it as 'module:name', e.g. 'mypackage.task:my_task'") from None
         if name:
-            owner = self._modules.get(name)
-            if name not in self._entries or not (owner == module or owner.startswith(module + ".")):
+            own = [e for m, e in self._entries.get(name, {}).items() if _within(m, module)]
+            if not own:
                 raise KeyError(f"module {module!r} registers no {self.kind} {name!r}; "
                                f"registered: {', '.join(self.names())}")
-            return self._entries[name]
-        own = [n for n, m in self._modules.items() if m == module or m.startswith(module + ".")]
+            return own[0]
+        own = [(n, e) for n, by in self._entries.items() for m, e in by.items() if _within(m, module)]
         if len(own) != 1:
-            raise KeyError(f"module {module!r} registers {len(own)} {self.kind}s ({', '.join(sorted(own))}); "
-                           f"name one as '{module}:NAME'")
-        return self._entries[own[0]]
+            raise KeyError(f"module {module!r} registers {len(own)} {self.kind}s "
+                           f"({', '.join(sorted(n for n, _ in own))}); name one as '{module}:NAME'")
+        return own[0][1]
+
+
+def _within(registering: str, module: str) -> bool:
+    return registering == module or registering.startswith(module + ".")

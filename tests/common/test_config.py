@@ -18,13 +18,21 @@ def test_presets_load_and_are_locked():
 @pytest.mark.parametrize("path", sorted(os.path.relpath(p, ROOT) for p in glob.glob(
     os.path.join(ROOT, "configs", "**", "*.py"), recursive=True)))
 def test_every_config_has_test_and_demo_presets_on_embedded_data(path):
-    """`:test` and `:demo` run anywhere: small data that needs no download, bounded lengths."""
+    """`:test` and `:demo` run anywhere: small data that needs no download (a builder that
+    prepares itself: generated or shipped with a package), bounded lengths, valid values;
+    any other preset is an error."""
+    from common.config import validate
+    from common.data import sources
     for preset in ("test", "demo"):
         c = load_config(path, preset)
-        assert c.data.name.split("/")[0] in ("digits", "digits_lt", "synthetic_motion", "synthetic_shapes"), \
-            (path, preset)
+        validate(c)
+        builder = sources.tfds_builder(c.data.name, "/nonexistent", c.data.builder)
+        assert getattr(type(builder), "PREPARES_ITSELF", False), (path, preset, c.data.name)
         if preset == "test":
             assert 0 < c.num_train_steps <= 50, (path, c.num_train_steps)
+    for bad in ("nonsense", "TEST"):
+        with pytest.raises(ValueError, match="unknown|nonsense|TEST"):
+            load_config(path, bad)
 
 
 def test_full_recipe_matches_paper():

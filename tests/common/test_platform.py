@@ -169,8 +169,12 @@ def test_registry_forms_and_errors():
         models.create_model("volo:poolformer_s12")   # registered, but by another package
     r = Registry("thing")
     r.register("a", 1, "pkg.one")
-    with pytest.raises(ValueError, match="registered twice"):
-        r.register("a", 2, "pkg.two")
+    assert r.get("a") == 1
+    r.register("a", 2, "pkg.two")          # two packages may share a variant name ("tiny")
+    with pytest.raises(KeyError, match="'a' is registered by pkg.one, pkg.two; name one as 'MODULE:a'"):
+        r.get("a")
+    assert r.get("pkg.one:a") == 1 and r.get("pkg.two:a") == 2
+    assert r.names() == ["pkg.one:a", "pkg.two:a"]
 
 
 def test_run_pass_overlaps_and_reraises_evaluator_errors():
