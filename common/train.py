@@ -118,8 +118,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     task = run.task
     total = task.total_steps()
     ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)
-    if ckpt.steps():
-        workdirs.check_resume(workdir, config, ckpt.steps()[-1])
+    changes = workdirs.check_resume(workdir, config, ckpt.steps()[-1]) if ckpt.steps() else {}
     dataset = task.input_pipeline(config.data.train_split, jax.process_index(), jax.process_count(),
                                   train=True)
     data_iter = iter(dataset)
@@ -134,6 +133,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
         start, state, meta = restored
         data_iter.set_state(meta["iterator"])
         window = _restored_window(meta)
+        workdirs.record(workdir, config, changes, start)     # only once the checkpoint fits
         log.info("resumed from step %d in %s", start, workdir)
     writer = MetricsWriter(workdir, resume_step=start)
     if start >= total:

@@ -84,6 +84,9 @@ def test_rerun_with_another_model_width_is_refused_and_nothing_moves(finished_ru
                                              **{"model.kwargs.dims": (8, 16, 16, 64)}), workdir, progress=False)
     assert not os.path.exists(os.path.join(workdir, "checkpoints_corrupt"))
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+    # the workdir still describes the run its checkpoints hold
+    assert json.load(open(os.path.join(workdir, "config.json")))["model.kwargs.dims"] == [8, 16, 16, 32]
+    assert not os.path.exists(os.path.join(workdir, "config_changes.jsonl"))
 
 
 def test_rerun_with_other_hyperparameters_is_refused_unless_allowed(finished_run, tmp_path):
