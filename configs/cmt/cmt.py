@@ -67,6 +67,6 @@ def apply_preset(c, arg: str):
         c.generate.max_tokens = 300
     else:
         d.seq_len = 512
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 1500
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 500, 500
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 4000
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 1000, 500
         c.generate.max_tokens = 4000
