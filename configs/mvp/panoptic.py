@@ -84,13 +84,13 @@ def apply_preset(c, arg: str):
         c.batch_size, c.eval_batch_size, c.num_train_steps = 2, 4, 4
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
-        # 2 decoder layers, one block per ResNet-18 stage (1.6 s a step on the shared CPUs);
-        # 320 train frames / 4 = 80 steps an epoch: lr x 0.1 after 1,000 of the 1,500 steps
+        # 2 decoder layers, one block per ResNet-18 stage (1.6-3 s a step on the shared CPUs);
+        # 320 train frames / 4 = 80 steps an epoch: lr x 0.1 after 600 of the 900 steps
         c.model.kwargs.backbone_blocks = (1, 1, 1, 1)
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 1500
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 750, 250
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 900
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 450, 150
         c.schedule.name, c.schedule.warmup_epochs = "step", 0.0
-        c.schedule.step_epochs, c.schedule.step_factor = (12.5,), 0.1
+        c.schedule.step_epochs, c.schedule.step_factor = (7.5,), 0.1
 
 
 def get_config(arg=None):
