@@ -81,8 +81,8 @@ def apply_preset(c, arg: str):
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
         c.optim.lr = c.d_optim.lr = 1e-3
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 16, 600
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 20, 300, 300
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 16, 400
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 20, 200, 100
 
 
 def get_config(arg=None):
