@@ -14,7 +14,7 @@ package (psgan.preprocess.crop_box is the official crop given a face box).
 Writes OUT/<source>_<reference>.png (the result at the source's resolution: the output
 min-max normalised as Solver.test, resized, plus the source's Laplacian detail as
 PostProcess) and OUT/<source>_<reference>_grid.png (source, reference, result; then the
-degrees 0, 0.25, 0.5, 0.75, 1). Partial transfer and degree control mix the morphed matrices
+raw outputs at the degrees 0, 0.25, 0.5, 0.75, 1). Partial transfer and degree control mix the morphed matrices
 (the papers): γ̃ = m_x γ̃_ref + (1 - m_x) γ̃_self with m_x the source's mask of the chosen
 regions at the bottleneck size, and γ̃ = α γ̃_ref + (1 - α) γ̃_self, where γ̃_self = AMM(x, x)
 (the source's own matrices: degree 0 is the source's reconstruction). Files are written
@@ -139,17 +139,16 @@ def run(config, checkpoint: str, source: str, reference: str | None, out_dir: st
         out = t.apply(src, chosen)[0]
         result = preprocess.detail_add_back(src_img, preprocess.minmax_to_uint8(out), size)
         row = [_to_uint8(t.apply(src, interpolate(base, own, jnp.float32(a)))[0]) for a in DEGREES]
-        what = f"{'+'.join(regions) if regions else 'all'}, degree {degree:g}"
+        what = f"{'+'.join(regions) if regions else 'all'} x{degree:g}"
         panels = [_resize(src_img, size), _resize(ref_img, size), _resize(result, size)] + row
-        titles = ["source", "reference", f"result ({what})"] + [f"degree {a:g}" for a in DEGREES]
+        titles = ["source", "reference", f"result {what}", "", ""] + [f"degree {a:g}" for a in DEGREES]
+        panels = panels[:3] + [np.full_like(panels[0], 255)] * 2 + panels[3:]
         name = f"{stem}_{os.path.splitext(os.path.basename(reference))[0]}"
     os.makedirs(out_dir, exist_ok=True)
     written["result"] = os.path.join(out_dir, f"{name}.png")
     _save_atomic(written["result"], result)
-    if remove:
-        grid = pictures.image_grid([_resize(p, size) for p in panels], titles, columns=2)
-    else:
-        grid = pictures.image_grid(panels, titles, columns=5)
+    panels = [pictures.fit_for_display(_resize(p, size), 128) for p in panels]
+    grid = pictures.image_grid(panels, titles, columns=2 if remove else 5)
     written["grid"] = os.path.join(out_dir, f"{name}_grid.png")
     _save_atomic(written["grid"], grid)
     return written
