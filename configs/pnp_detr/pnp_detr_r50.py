@@ -93,9 +93,6 @@ def apply_preset(c, arg: str):
     c.schedule.name = "constant"
     c.keep_checkpoints = 2
     if arg == "test":
-        # the pure-JAX matcher: a step without a host callback is stored in XLA's compilation
-        # cache, so the tests' resumed run and 1-device step reuse the first compile
-        c.loss.matcher = "jax"
         c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 4
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
