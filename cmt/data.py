@@ -144,8 +144,8 @@ class CmtStandin(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     PREPARES_ITSELF = True
     BUILDER_CONFIGS = [
-        CmtStandinConfig(name="default", chorales=40, procedural=40, bars=8,
-                         description="40 chorales + 40 procedural 8-bar songs"),
+        CmtStandinConfig(name="default", chorales=40, procedural=400, bars=8,
+                         description="40 chorales + 400 procedural 8-bar songs"),
         CmtStandinConfig(name="small", chorales=6, procedural=14, bars=6,
                          description="6 chorales + 14 procedural 6-bar songs (tests)"),
     ]
