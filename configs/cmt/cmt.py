@@ -26,7 +26,7 @@ def get_config(arg=None):
     d = c.data
     d.name, d.builder = "lpd5_cp", "cmt.data"
     d.train_split, d.eval_split = "train", "validation"
-    d.seq_len = 9999 + 0                         # train.py: x = decoder[:, :-1] of 10,000-row songs
+    d.seq_len = 9999                             # train.py: x = decoder[:, :-1] of 10,000-row songs
     d.shuffle = False                            # train.py: fixed batch order, remainder dropped
 
     c.batch_size, c.eval_batch_size = 8, 8       # README: -b 8 on 8 GPUs (argparse default 6)
