@@ -118,7 +118,7 @@ def apply_preset(c, arg: str):
     c.keep_checkpoints = 2
     if arg == "test":
         c.optim.lr = c.d_optim.lr = 1e-3
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 4, 4
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 4      # 8: the 8-device test mesh
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
         c.optim.lr, c.d_optim.lr = 1e-3, 1e-3
