@@ -19,7 +19,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import cli, distributed
-from common.runner import checkpoint_run
+from common.runner import check_batch_splits, checkpoint_run
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (PATH[:PRESET]).", lock_config=True)
 _CKPT = flags.DEFINE_string("checkpoint", None, "Checkpoint directory to evaluate.")
@@ -39,6 +39,7 @@ def main(argv):
     if not _CKPT.value:
         raise app.UsageError("--checkpoint is required")
     run = checkpoint_run(_CONFIG.value, _CKPT.value, allow_fresh_init=_FRESH.value)
+    check_batch_splits(run.config, run.mesh, ("eval_batch_size",))
     state = run.init_state()
     if run.fresh_leaves:
         print(f"WARNING --allow_fresh_init: {len(run.fresh_leaves)} leaves are not in {_CKPT.value} and "

@@ -36,7 +36,6 @@ class Run:
             lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
             nn.meta.unbox(boxed), self.state_sharding)
         self.batch_sharding = sharding.batch_sharding(self.mesh)
-        _check_batch_splits(config, self.mesh)
         self.replicated = sharding.replicated(self.mesh)
         self._eval_steps: dict[EvalPass, Any] = {}
         self.fresh_leaves: list[str] = []    # leaves init_from left at their fresh init
@@ -176,10 +175,11 @@ def evaluate_checkpoint(config, checkpoint_path: str, split: str | None = None, 
     return run.evaluate(state, run.eval_passes(split), progress=progress)
 
 
-def _check_batch_splits(config, mesh) -> None:
-    """A global batch must split evenly over the batch axes of the mesh (and the processes)."""
+def check_batch_splits(config, mesh, keys=("batch_size", "eval_batch_size")) -> None:
+    """The global batches a program uses must split evenly over the mesh's batch axes (and
+    the processes): a config error, before anything is compiled."""
     ways = int(np.prod([mesh.shape[a] for a in sharding.BATCH_AXES if a in mesh.axis_names]))
-    for key in ("batch_size", "eval_batch_size"):
+    for key in keys:
         value = int(config.get(key, 0) or 0)
         if value % ways or value % jax.process_count():
             raise ConfigError(f"config.{key}={value} does not split over the {ways} devices of the mesh's "

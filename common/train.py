@@ -26,7 +26,7 @@ from ml_collections import config_flags
 from common import checkpoint, cli, distributed, sharding, workdir as workdirs
 from common.errors import DataError, UserError
 from common.metrics_writer import MetricsWriter
-from common.runner import Run, flat_metrics
+from common.runner import Run, check_batch_splits, flat_metrics
 
 log = logging.getLogger("common.train")
 
@@ -115,6 +115,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True, devices=None
     every eval pass, {pass name: {metric: value}} (e.g. {'eval': {'top1': ...}})."""
     distributed.assert_same_run(config, workdir)
     run = Run(config, devices)
+    check_batch_splits(config, run.mesh)
     task = run.task
     total = task.total_steps()
     ckpt = checkpoint.Checkpointer(workdir, keep=config.keep_checkpoints)

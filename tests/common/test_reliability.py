@@ -57,6 +57,15 @@ def test_zero_batch_or_cadence_fails_at_load_naming_the_field(key):
         validate(tiny_config(**{key: 0}))
 
 
+def test_a_batch_that_does_not_split_over_the_mesh_is_a_config_error():
+    from common import sharding
+    from common.runner import check_batch_splits
+    mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "model": 1}, jax.devices())
+    check_batch_splits(tiny_config(batch_size=16), mesh)
+    with pytest.raises(ConfigError, match=r"config.batch_size=12 does not split over the 8 devices"):
+        check_batch_splits(tiny_config(batch_size=12), mesh)
+
+
 def test_bad_values_are_one_line_on_the_command_line(tmp_path):
     for flag, message in [("--config.optim.lr_peak=1.0", "unknown config key 'optim.lr_peak' in "
                            "--config.optim.lr_peak (did you mean optim.lr?)"),

@@ -111,8 +111,12 @@ def test_hybrid_position_embedding_index_shift():
 
 
 def test_unknown_checkpoint_tensor_is_an_error():
-    with pytest.raises(KeyError, match="match no rule"):
+    from common.convert import NotAModelCheckpoint
+    with pytest.raises(NotAModelCheckpoint, match="no tensor of this model's checkpoint found; the file holds "
+                                                  "1 tensors such as network.0.0.surprise.weight"):
         convert_state_dict({"network.0.0.surprise.weight": np.zeros(3)})
+    with pytest.raises(NotAModelCheckpoint, match=r"1 of 2 tensors match none of this model's names"):
+        convert_state_dict({"network.0.0.surprise.weight": np.zeros(3), "head.weight": np.zeros((3, 4))})
 
 
 def test_safetensors_convert_evaluate_and_finetune(tmp_path):
