@@ -13,6 +13,8 @@ REFINE_IN, REFINE_OUT, REFINE_SIZE = 37, 14, (32, 32)   # ACGPN Refine at full w
 D_IN, D_NDF, D_SIZE = 27, 8, (64, 48)     # MultiscaleDiscriminator(27, 8, 3, IN, num_D=2, feats)
 SAMPLE_SIZE, SAMPLE_OUT = (12, 10), (9, 7)    # grid_sample image / grid sizes
 SEED = 0
+DATASET_SAMPLE = (3, "train", 64, 48, "top")   # synthetic.make_sample arguments
+DATASET_RADIUS = 2
 
 
 def _rng(seed: int, name: str) -> np.random.Generator:

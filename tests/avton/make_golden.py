@@ -128,6 +128,45 @@ def sample_case():
             for p in ("zeros", "border")}
 
 
+def dataset_case(cpvton_root):
+    """cp_dataset.py CPDataset (stage GMM) on one synthetic sample written losslessly."""
+    import tempfile
+
+    from PIL import Image
+
+    from avton import synthetic
+    im, parse, kp, cloth, cmask, _ = synthetic.make_sample(*G.DATASET_SAMPLE)
+    root = tempfile.mkdtemp()
+    base = os.path.join(root, "train")
+    for sub in ("image", "image-parse", "cloth", "cloth-mask", "pose"):
+        os.makedirs(os.path.join(base, sub))
+    for arr, sub, name in ((im, "image", "a_0.jpg"), (parse, "image-parse", "a_0.png"), (cloth, "cloth", "a_1.jpg"),
+                           (cmask, "cloth-mask", "a_1.jpg")):
+        Image.fromarray(arr).save(os.path.join(base, sub, name), format="PNG")   # lossless, any name
+    import json
+    json.dump({"people": [{"pose_keypoints": kp.reshape(-1).tolist()}]},
+              open(os.path.join(base, "pose", "a_0_keypoints.json"), "w"))
+    open(os.path.join(root, "train_pairs.txt"), "w").write("a_0.jpg a_1.jpg\n")
+    sys.path.insert(0, cpvton_root)
+    import cp_dataset
+    opt = types.SimpleNamespace(dataroot=root, datamode="train", stage="GMM", data_list="train_pairs.txt",
+                                fine_height=G.DATASET_SAMPLE[2], fine_width=G.DATASET_SAMPLE[3], radius=G.DATASET_RADIUS)
+    here = os.getcwd()
+    os.chdir(cpvton_root)      # it opens grid.png from the working directory
+    try:
+        ds = cp_dataset.CPDataset(opt)
+        # torchvision 0.4's Normalize zipped its 3 means with the tensor's channels, so the
+        # 1-channel shape and pose maps got (x - 0.5) / 0.5 too; modern torchvision refuses
+        # the broadcast. Same arithmetic for any channel count:
+        import torchvision.transforms as T
+        ds.transform = lambda img: (T.ToTensor()(img) - 0.5) / 0.5
+        item = ds[0]
+    finally:
+        os.chdir(here)
+    return {"agnostic": item["agnostic"].numpy().transpose(1, 2, 0),
+            "parse_cloth": item["parse_cloth"].numpy().transpose(1, 2, 0)}
+
+
 def main(cpvton_root, acgpn_root):
     _cpu_only()
     torch.manual_seed(0)
@@ -139,9 +178,10 @@ def main(cpvton_root, acgpn_root):
                  networks.__file__, "exec"), networks.__dict__)
     cp = {**gmm_case(networks), **tom_case(networks), **sample_case()}
     ac = acgpn_cases(acgpn_root)
+    np.savez_compressed(os.path.join(HERE, "golden_dataset.npz"), **dataset_case(cpvton_root))
     np.savez_compressed(os.path.join(HERE, "golden_cpvton.npz"), **cp)
     np.savez_compressed(os.path.join(HERE, "golden_acgpn.npz"), **ac)
-    for f in ("golden_cpvton.npz", "golden_acgpn.npz"):
+    for f in ("golden_cpvton.npz", "golden_acgpn.npz", "golden_dataset.npz"):
         print(f, os.path.getsize(os.path.join(HERE, f)), "bytes")
 
 

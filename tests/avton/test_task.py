@@ -175,3 +175,19 @@ def test_igmm_overfits_8_samples_below_one_pixel():
         state, m = step(state, batch, jax.random.PRNGKey(i))
         first = float(m["train/epe"]) if first is None else first
     assert first > 10.0 and float(m["train/epe"]) < 1.0
+
+
+def test_tryon_cli_writes_the_result_the_grid_and_the_kernel_figure(chain, tmp_path):
+    from PIL import Image
+
+    from avton import tryon
+    synthetic.write_viton_folder(str(tmp_path / "person"), "test", 1)
+    person, cloth = str(tmp_path / "person" / "test"), str(tmp_path / "person" / "test" / "cloth" / "000000_1.jpg")
+    files = tryon.tryon(cfg("gmm"), chain["gmm_dir"], person, cloth, str(tmp_path / "out"),
+                        tofm_config=chain["tofm_config"], tofm_checkpoint=chain["tofm_dir"],
+                        lpm_config=cfg("lpm"), lpm_checkpoint=str(chain["root"] / "lpm"))
+    assert Image.open(files["result"]).size == (48, 64)
+    assert Image.open(files["grid"]).size[0] > 6 * 48 and os.path.isfile(files["kernels"])
+    os.remove(os.path.join(person, "pose", "000000_0_keypoints.json"))
+    with pytest.raises(FileNotFoundError, match="000000_0_keypoints.json"):
+        tryon.tryon(cfg("gmm"), chain["gmm_dir"], person, cloth, str(tmp_path / "out2"))
