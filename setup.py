@@ -42,6 +42,6 @@ setup(
         # reading official .pth checkpoints
         "convert": ["torch>=2.0", "safetensors>=0.4"],
         "test": ["pytest>=8", "pytest-xdist>=3.5", "torch>=2.0", "torchvision>=0.18", "timm>=1.0.9",
-                 "opencv-python-headless>=4.8"],
+                 "opencv-python-headless>=4.8", "scikit-image>=0.22"],
     },
 )
