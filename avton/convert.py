@@ -161,6 +161,11 @@ def main(argv=None):
     kwargs = {}
     if kind == "refine":
         kwargs["out_ch"] = int(sd["conv9.6.weight"].shape[0])
+    if kind == "unet":           # the width and output channels the checkpoint was trained with
+        kwargs["ngf"] = int(sd["model.model.0.weight"].shape[0])
+        kwargs["out_ch"] = int(sd["model.model.4.weight"].shape[0])
+    if kind == "disc":
+        kwargs["ndf"] = int(sd["scale0_layer0.0.weight"].shape[0])
     cin = a.in_ch or in_channels(kind, sd)
     variables = convert(kind, sd, template(variant, cin, **kwargs),
                         adapt=widen_first_conv if cin != in_channels(kind, sd) else None)

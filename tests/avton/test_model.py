@@ -1,0 +1,67 @@
+"""Parameter counts of the variant table against the spec's integers (eval_shape, no
+compute), shapes, and the converter's command line on an official-layout .pth."""
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from avton import convert
+from avton import model as M
+from common import checkpoint
+from tests.avton import golden as G
+from tests.conftest import require
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _count(variant, *shapes, **kw):
+    m = M.create_model(variant, **kw)
+    v = nn.meta.unbox(jax.eval_shape(lambda: m.init(jax.random.PRNGKey(0), *[jnp.zeros(s) for s in shapes])))
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(v["params"])), v
+
+
+@pytest.mark.parametrize("variant,shapes,expected", [
+    ("gmm", [(1, 256, 192, 22), (1, 256, 192, 3)], 19_057_650),
+    ("igmm", [(1, 256, 192, 22), (1, 256, 192, 3)], 19_057_650),
+    ("tom", [(1, 256, 192, 25)], 21_349_252),
+    ("tofm", [(1, 256, 192, 29)], 21_353_348),
+    ("refine", [(1, 256, 192, 37)], 34_540_942),
+    ("lpm", [(1, 256, 192, 29)], 34_530_564),
+    ("disc", [(1, 256, 192, 27)], 5_578_626),
+    ("disc", [(1, 256, 192, 51)], 5_627_778),
+])
+def test_parameter_counts_equal_the_reference_modules(variant, shapes, expected):
+    assert _count(variant, *shapes)[0] == expected
+
+
+def test_gmm_shapes_and_extractor_split():
+    n, v = _count("gmm", (1, 256, 192, 22), (1, 256, 192, 3))
+    size = lambda t: sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(t))  # noqa: E731
+    p = v["params"]
+    assert (size(p["extractionA"]), size(p["extractionB"]), size(p["regression"])) == (7_498_560, 7_479_104, 4_079_986)
+    m = M.create_model("tiny_igmm")
+    grid, theta = jax.eval_shape(lambda: m.apply(m.init(jax.random.PRNGKey(0), jnp.zeros((2, 64, 48, 22)),
+                                                        jnp.zeros((2, 64, 48, 3))),
+                                                 jnp.zeros((2, 64, 48, 22)), jnp.zeros((2, 64, 48, 3))))
+    assert grid.shape == (2, 64, 48, 2) and theta.shape == (2, 50)
+
+
+def test_convert_cli_reads_an_official_pth_and_widens_tom_to_tofm(tmp_path):
+    torch = require("torch")
+    fix = np.load(os.path.join(HERE, "golden_cpvton.npz"))
+    shapes = [tuple(int(v) for v in s.split(",")) if s else () for s in fix["tom_shapes"]]
+    sd = G.random_state_dict(fix["tom_names"], shapes)
+    pth = str(tmp_path / "tom_final.pth")
+    torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, pth)
+    # 25-input TOM as written by cp-vton, into our 29-input TOFM (limb channels start at 0)
+    convert.main(["tom", pth, str(tmp_path / "out"), "--variant", "tofm", "--in_ch", "29"])
+    nets = checkpoint.load_nets(str(tmp_path / "out"))
+    k = np.asarray(nets["tofm"]["params"]["model"]["down"]["kernel"])
+    assert k.shape[2] == 29 and np.all(k[:, :, 25:] == 0)
+    np.testing.assert_array_equal(k[:, :, :25], sd["model.model.0.weight"].transpose(2, 3, 1, 0))
+    with pytest.raises(KeyError, match="model.model.0.weight"):
+        convert.convert("unet", {k: v for k, v in sd.items() if k != "model.model.0.weight"},
+                        convert.template("tom", 25, 64, 64, ngf=G.TOM_NGF))
