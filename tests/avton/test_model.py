@@ -65,3 +65,18 @@ def test_convert_cli_reads_an_official_pth_and_widens_tom_to_tofm(tmp_path):
     with pytest.raises(KeyError, match="model.model.0.weight"):
         convert.convert("unet", {k: v for k, v in sd.items() if k != "model.model.0.weight"},
                         convert.template("tom", 25, 64, 64, ngf=G.TOM_NGF))
+
+
+@pytest.mark.parametrize("dataset", ["viton", "vitonhd", "alltype"])
+@pytest.mark.parametrize("stage", ["gmm", "lpm", "tofm"])
+def test_every_stage_config_builds_its_task(dataset, stage):
+    from common import tasks
+    from tests.common.configs import load_config
+    for arg in (None, "test"):
+        c = load_config(f"configs/avton/{dataset}_{stage}.py", arg)
+        task = tasks.get_task(c.task)(c)
+        assert task.stage == stage and c.data.builder == "avton.data"
+    full = load_config(f"configs/avton/{dataset}_{stage}.py")
+    assert (full.optim.lr, full.optim.b1, full.batch_size, full.num_train_steps) == (1e-4, 0.5, 4, 200_000)
+    with pytest.raises(AttributeError):
+        full.optim.lr_peak = 1.0                      # locked: a misspelt key is an error
