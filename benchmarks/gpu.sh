@@ -9,7 +9,8 @@
 # Environment: MODELS (space-separated subset of the names below), BATCH (one batch for all,
 # else each model's own), STEPS / ROUNDS (timed steps per round, rounds), DTYPE (bfloat16),
 # PRESET (e.g. ":test" for a CPU dry run of the script), VIP_CHECKOUT (a VisionPermutator
-# checkout: ViP's reference), JAX_EXTRA (the jax pip extra, default cuda12).
+# checkout: ViP's reference), JAX_EXTRA (the jax pip extra, default cuda12), MATMUL_SIZE (side of
+# the peak's square matmul, 8192: a GPU needs a large one to reach its peak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-benchmarks/gpu}
@@ -44,7 +45,7 @@ while IFS='|' read -r name config reference batch; do
   case " $MODELS " in *" $name "*) ;; *) continue ;; esac
   echo "== $name"
   args=(--config="$config$PRESET" --batch "${BATCH:-$batch}" --steps "$STEPS" --rounds "$ROUNDS"
-        --config.model.dtype="$DTYPE" --json_out "$OUT/$name.json")
+        --config.model.dtype="$DTYPE" --json_out "$OUT/$name.json" --matmul_size "${MATMUL_SIZE:-8192}")
   [ -n "$reference" ] && args+=(--reference "$reference")
   if ! timeout 900 python -m common.bench "${args[@]}" 2>"$OUT/$name.log" | grep -v '^{'; then
     echo "$name failed: see $OUT/$name.log"; status=1

@@ -267,7 +267,7 @@ PEAK_DRIFT = 0.15     # matmul peaks before/after that differ more than this: th
 
 
 def run_benchmark(config, batch: int, steps: int, reference: str = "", rounds: int = 3,
-                  check_idle: bool = False) -> dict:
+                  check_idle: bool = False, matmul_size: int = 2048) -> dict:
     """Ours (and the reference) timed in `rounds` alternating rounds of `steps` steps each,
     between two measurements of the matmul peak and of the machine's load."""
     before = idle_check()
@@ -277,7 +277,7 @@ def run_benchmark(config, batch: int, steps: int, reference: str = "", rounds: i
                         f"{', '.join(before['busy_processes'])}): figures would be skewed; stop them or "
                         "drop --check_idle")
     dtype = jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32
-    peak_before = matmul_peak(dtype)
+    peak_before = matmul_peak(dtype, matmul_size)
     train, infer, facts = jax_steps(config, batch)
     trains, infers = {"ours": train}, {"ours": infer}
     ref_facts = {}
@@ -288,7 +288,7 @@ def run_benchmark(config, batch: int, steps: int, reference: str = "", rounds: i
         trains["reference"], infers["reference"] = r_train, r_infer
     t = interleaved(trains, rounds, steps)
     i = interleaved(infers, rounds, steps)
-    peak_after = matmul_peak(dtype)
+    peak_after = matmul_peak(dtype, matmul_size)
     after = idle_check()
     peak = max(peak_before, peak_after)
     result = {"model": config.model.name, "batch": batch, "rounds": rounds, "steps_per_round": steps,
@@ -358,9 +358,11 @@ def main():
     reference = flags.DEFINE_string("reference", "", "timm:NAME or PKG:NAME@CHECKOUT")
     check_idle = flags.DEFINE_bool("check_idle", False, "Refuse to run while other processes use the CPUs.")
     json_out = flags.DEFINE_string("json_out", "", "Also write the result's JSON to this file.")
+    matmul_size = flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul of the peak.")
     flags.mark_flag_as_required("config")
     cli.run(lambda argv: _report(run_benchmark(config.value, batch.value, steps.value, reference.value,
-                                               rounds.value, check_idle.value), json_out.value))
+                                               rounds.value, check_idle.value, matmul_size.value),
+                                 json_out.value))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     require("timm")
     out = tmp_path / "gpu"
     env = {**os.environ, "MODELS": "poolformer_s12", "PRESET": ":test", "BATCH": "4", "STEPS": "1",
-           "ROUNDS": "1", "DTYPE": "float32"}
+           "ROUNDS": "1", "DTYPE": "float32", "MATMUL_SIZE": "256"}
     env.pop("XLA_FLAGS", None)        # one CPU device, as on a user's machine
     proc = subprocess.run(["bash", "benchmarks/gpu.sh", str(out)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
