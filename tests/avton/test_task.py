@@ -165,13 +165,17 @@ def test_step_on_8_devices_equals_1_device(stage):
 
 
 def test_igmm_overfits_8_samples_below_one_pixel():
-    c = cfg("gmm", batch_size=8, eval_batch_size=8)
+    """CP-VTON's L1 objective with its LambdaLR shape (`lr_schedule="paper"`: 100 steps at
+    1e-3, then linear to 0 over 200): 15.5 px -> 0.69 px (measured); at a constant lr the
+    error hovers around 1 px."""
+    c = cfg("gmm", batch_size=8, eval_batch_size=8, lr_schedule="paper", keep_steps=100, decay_steps=200,
+            **{"loss.grid": 0.0})
     r = Run(c, jax.devices()[:1])
     batch = next(iter(r.task.input_pipeline("train", 0, 1, train=False)))
     batch = {k: v for k, v in batch.items() if k != "mask"}
     state, step = r.init_state(), jax.jit(r.task.train_step)
     first = None
-    for i in range(260):
+    for i in range(300):
         state, m = step(state, batch, jax.random.PRNGKey(i))
         first = float(m["train/epe"]) if first is None else first
     assert first > 10.0 and float(m["train/epe"]) < 1.0
