@@ -24,7 +24,6 @@ from absl import app, flags
 from PIL import Image, ImageDraw
 
 from avton import data, tps
-from avton import representation as R
 from common import pictures
 from common.runner import Run
 

@@ -4,13 +4,11 @@ splits, the LPM trains and writes its limbs, the TOFM trains on both files with 
 discriminator; a two-network run resumes exactly after kill -9; the steps on 8 devices
 equal 1 device; the IGMM overfits 8 samples to < 1 px of warp error."""
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
