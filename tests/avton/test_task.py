@@ -193,3 +193,14 @@ def test_tryon_cli_writes_the_result_the_grid_and_the_kernel_figure(chain, tmp_p
     os.remove(os.path.join(person, "pose", "000000_0_keypoints.json"))
     with pytest.raises(FileNotFoundError, match="000000_0_keypoints.json"):
         tryon.tryon(cfg("gmm"), chain["gmm_dir"], person, cloth, str(tmp_path / "out2"))
+
+
+def test_end_to_end_option_trains_the_gmm_inside_the_tofm_state():
+    c = cfg("tofm", **{"tofm.warp_source": "gmm", "tofm.train_gmm": True, "loss.grid": 1.0})
+    r = Run(c, ONE)
+    state = r.init_state()
+    assert set(state.nets) == {"tofm", "disc", "gmm"}
+    before = np.asarray(state["gmm"].params["regression"]["linear"]["kernel"]).copy()
+    new, m = r.jit_train_step()(state, sharding.global_batch(r.task.synthetic_batch(8), r.mesh), jax.random.PRNGKey(0))
+    assert all(np.isfinite(float(v)) for k, v in m.items() if k.startswith("train/")) and float(m["train/grid"]) > 0
+    assert np.abs(np.asarray(new["gmm"].params["regression"]["linear"]["kernel"]) - before).max() > 0
