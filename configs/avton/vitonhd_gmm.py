@@ -1,4 +1,4 @@
-"""AVTON stage gmm on vitonhd (configs/avton/recipe.py holds the recipe and the presets).
+"""AVTON stage gmm on vitonhd (configs/avton/_recipe.py holds the recipe and the presets).
 
   python -m common.train --config=configs/avton/vitonhd_gmm.py --workdir=runs/avton_vitonhd_gmm
   python -m common.train --config=configs/avton/vitonhd_gmm.py:demo --workdir=/tmp/avton_gmm_demo
@@ -7,4 +7,4 @@ from common.config import load_sibling
 
 
 def get_config(arg=None):
-    return load_sibling(__file__, "recipe.py").recipe("gmm", "vitonhd", arg)
+    return load_sibling(__file__, "_recipe.py").recipe("gmm", "vitonhd", arg)
