@@ -37,14 +37,14 @@ from avton import model as M
 from avton import representation as R
 from common import gan, models, optim
 from common.evaluators import EvalPass, SumEvaluator
-from common.tasks import Task, register_task
+from common.tasks import DatasetTask, register_task
 from common.train_state import Network, TrainState
 
 STAGES = ("gmm", "lpm", "tofm")
 
 
 @register_task("tryon")
-class TryonTask(Task):
+class TryonTask(DatasetTask):
     def __init__(self, config):
         super().__init__(config)
         self.stage = config.stage
@@ -70,20 +70,8 @@ class TryonTask(Task):
         return models.create_model(name, **kwargs)
 
     # ------------------------------------------------------------------ data
-    @functools.cached_property
-    def num_train_examples(self) -> int:
-        n = int(self.config.data.num_train_examples)
-        return n if n > 0 else len(data.source(self.config, self.config.data.train_split))
-
-    def steps_per_epoch(self) -> float:
-        return self.num_train_examples / self.config.batch_size
-
-    def total_steps(self) -> int:
-        return optim.total_train_steps(self.config, self.steps_per_epoch())
-
-    def input_pipeline(self, split, process_index, process_count, *, train):
-        make = data.train_dataset if train else data.eval_dataset
-        return make(self.config, split, process_index, process_count)
+    def data_module(self):
+        return data
 
     def synthetic_batch(self, batch_size: int) -> dict:
         rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ from cmt.encoding import DEFAULT_PREFIX, VOCAB
 from cmt.model import EMB_NAMES, N_PREFIX
 from common import models, optim
 from common.evaluators import SumEvaluator
-from common.tasks import Task, register_task
+from common.tasks import DatasetTask, register_task
 from common.train_state import Network, TrainState
 
 FIELDS = EMB_NAMES                       # the 7 predicted attributes, model column order
@@ -37,29 +37,19 @@ def masked_ce(logits, target, mask):
 
 
 @register_task("music")
-class MusicTask(Task):
+class MusicTask(DatasetTask):
     def __init__(self, config):
         super().__init__(config)
         c = config.model
         self.model = models.create_model(c.name, **c.kwargs.to_dict())
 
     # ------------------------------------------------------------------ data
-    @functools.cached_property
-    def num_train_examples(self) -> int:
+    def data_module(self):
         from cmt import data
-        n = int(self.config.data.num_train_examples)
-        return n if n > 0 else len(data.source(self.config, self.config.data.train_split))
+        return data
 
     def steps_per_epoch(self) -> float:
         return max(1, self.num_train_examples // self.config.batch_size)   # train.py drops the remainder
-
-    def total_steps(self) -> int:
-        return optim.total_train_steps(self.config, self.steps_per_epoch())
-
-    def input_pipeline(self, split, process_index, process_count, *, train):
-        from cmt import data
-        make = data.train_dataset if train else data.eval_dataset
-        return make(self.config, split, process_index, process_count)
 
     def synthetic_batch(self, batch_size: int) -> dict:
         length = int(self.config.data.seq_len)

@@ -7,6 +7,7 @@ it `"module:name"` (`"mypackage.task:my_task"`), `"module"` when the module regi
 one task, or a bare name for the tasks `common/` defines (`"classification"`). Subclassing
 `Task` gives the defaults of the optional members below.
 """
+import functools
 import importlib
 from typing import Any, Iterator, Mapping
 
@@ -85,6 +86,33 @@ class Task:
     def summarize(self, results: Mapping[str, Mapping[str, Any]]) -> str | None:
         """A human-readable table of {pass: metrics} that common.evaluate prints, or None."""
         return None
+
+
+class DatasetTask(Task):
+    """A task over one dataset module and an epoch-based schedule: the module provides
+    `source(config, split)` (a random-access source, for the training set's length),
+    `train_dataset` and `eval_dataset(config, split, process_index, process_count)`; the run
+    lasts config.num_epochs over the training split (or config.num_train_steps)."""
+
+    def data_module(self):
+        raise NotImplementedError
+
+    @functools.cached_property
+    def num_train_examples(self) -> int:
+        n = int(self.config.data.num_train_examples)
+        return n if n > 0 else len(self.data_module().source(self.config, self.config.data.train_split))
+
+    def steps_per_epoch(self) -> float:
+        return self.num_train_examples / self.config.batch_size
+
+    def total_steps(self) -> int:
+        from common import optim
+        return optim.total_train_steps(self.config, self.steps_per_epoch())
+
+    def input_pipeline(self, split, process_index, process_count, *, train):
+        module = self.data_module()
+        make = module.train_dataset if train else module.eval_dataset
+        return make(self.config, split, process_index, process_count)
 
 
 TASKS: Registry[type] = Registry("task")

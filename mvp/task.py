@@ -20,7 +20,7 @@ import optax
 
 from common import models, optim
 from common.classification import compute_dtype
-from common.tasks import Task, register_task
+from common.tasks import DatasetTask, register_task
 from common.train_state import Network, TrainState
 from mvp import cameras, data, losses, metrics, synthetic
 from mvp.model import dummy_meta
@@ -29,7 +29,7 @@ META_KEYS = cameras.CAMERA_KEYS + ("affine", "image_wh")
 
 
 @register_task("pose3d")
-class Pose3DTask(Task):
+class Pose3DTask(DatasetTask):
     def __init__(self, config):
         super().__init__(config)
         c = config.model
@@ -39,20 +39,8 @@ class Pose3DTask(Task):
                              f"image_size {tuple(self.model.image_size)}")
 
     # ------------------------------------------------------------------ data
-    @functools.cached_property
-    def num_train_examples(self) -> int:
-        n = int(self.config.data.num_train_examples)
-        return n if n > 0 else len(data.source(self.config, self.config.data.train_split))
-
-    def steps_per_epoch(self) -> float:
-        return self.num_train_examples / self.config.batch_size
-
-    def total_steps(self) -> int:
-        return optim.total_train_steps(self.config, self.steps_per_epoch())
-
-    def input_pipeline(self, split, process_index, process_count, *, train):
-        make = data.train_dataset if train else data.eval_dataset
-        return make(self.config, split, process_index, process_count)
+    def data_module(self):
+        return data
 
     def synthetic_batch(self, batch_size: int) -> dict:
         m = self.model

@@ -20,7 +20,7 @@ import optax
 from common import models, optim
 from common.classification import compute_dtype
 from common.evaluators import EvalPass
-from common.tasks import Task, register_task
+from common.tasks import DatasetTask, register_task
 from common.train_state import Network, TrainState
 from pnp_detr import data, losses
 from pnp_detr.evaluation import METRICS, CocoEvaluator, postprocess
@@ -28,7 +28,7 @@ from pnp_detr.flops import model_transformer_flops
 
 
 @register_task("detection")
-class DetectionTask(Task):
+class DetectionTask(DatasetTask):
     def __init__(self, config):
         super().__init__(config)
         c = config.model
@@ -38,20 +38,8 @@ class DetectionTask(Task):
         self.uses_sampler = bool(self.model.use_sampler)
 
     # ------------------------------------------------------------------ data
-    @functools.cached_property
-    def num_train_examples(self) -> int:
-        n = int(self.config.data.num_train_examples)
-        return n if n > 0 else len(data.source(self.config, self.config.data.train_split))
-
-    def steps_per_epoch(self) -> float:
-        return self.num_train_examples / self.config.batch_size
-
-    def total_steps(self) -> int:
-        return optim.total_train_steps(self.config, self.steps_per_epoch())
-
-    def input_pipeline(self, split, process_index, process_count, *, train):
-        make = data.train_dataset if train else data.eval_dataset
-        return make(self.config, split, process_index, process_count)
+    def data_module(self):
+        return data
 
     def synthetic_batch(self, batch_size: int) -> dict:
         h, w = self.config.data.canvases[0]

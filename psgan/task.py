@@ -38,7 +38,7 @@ import optax
 from common import gan, models, optim
 from common.evaluators import ConcatEvaluator
 from common.layers import vgg as vgg_lib
-from common.tasks import Task, register_task
+from common.tasks import DatasetTask, register_task
 from common.train_state import Network, TrainState
 from psgan import data, losses
 from psgan.model import DIFF_DIM, Discriminator, resize_masks
@@ -56,7 +56,7 @@ def _mse(a, b):
 
 
 @register_task("makeup")
-class MakeupTask(Task):
+class MakeupTask(DatasetTask):
     def __init__(self, config):
         super().__init__(config)
         self.model = models.create_model(config.model.name, **config.model.kwargs.to_dict())
@@ -78,15 +78,8 @@ class MakeupTask(Task):
         dom = data.domains(self.config, self.config.data.train_split)
         return max(len(dom.makeup), len(dom.non_makeup))
 
-    def steps_per_epoch(self) -> float:
-        return self.num_train_examples / self.config.batch_size
-
-    def total_steps(self) -> int:
-        return optim.total_train_steps(self.config, self.steps_per_epoch())
-
-    def input_pipeline(self, split, process_index, process_count, *, train):
-        make = data.train_dataset if train else data.eval_dataset
-        return make(self.config, split, process_index, process_count)
+    def data_module(self):
+        return data
 
     def synthetic_batch(self, batch_size: int) -> dict:
         s = int(self.config.data.image_size)
