@@ -56,7 +56,7 @@ def test_parameter_counts_equal_the_paper_arithmetic(name):
 
 def test_variants_are_registered_and_every_parameter_has_logical_axes():
     for name in VARIANTS:
-        assert models.model_factory(name) is not None
+        assert models.model_factory(f"pnp_detr:{name}") is not None
     abstract = abstract_variables(pnp_detr.create_model("tiny", dtype=jnp.bfloat16))["params"]
     boxed = jax.tree_util.tree_leaves(abstract, is_leaf=lambda x: isinstance(x, nn.Partitioned))
     assert all(isinstance(x, nn.Partitioned) and len(x.names) == x.value.ndim for x in boxed)
