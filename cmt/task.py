@@ -13,7 +13,6 @@ DataParallel in the official code sums the per-GPU mean losses (spec §5, pitfal
 loss is the mean over the global batch (the per-GPU-count scaling of the clipped gradient is
 not reproduced).
 """
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -22,10 +21,10 @@ import optax
 
 from cmt.encoding import DEFAULT_PREFIX, VOCAB
 from cmt.model import EMB_NAMES, N_PREFIX
-from common import models, optim
+from common import models
 from common.evaluators import SumEvaluator
-from common.tasks import DatasetTask, register_task
-from common.train_state import Network, TrainState
+from common.tasks import SingleNetworkTask, register_task
+from common.train_state import TrainState
 
 FIELDS = EMB_NAMES                       # the 7 predicted attributes, model column order
 
@@ -37,7 +36,7 @@ def masked_ce(logits, target, mask):
 
 
 @register_task("music")
-class MusicTask(DatasetTask):
+class MusicTask(SingleNetworkTask):
     def __init__(self, config):
         super().__init__(config)
         c = config.model
@@ -66,17 +65,6 @@ class MusicTask(DatasetTask):
         return self.model.init({"params": rng, "dropout": rng}, jnp.zeros((1, N_PREFIX, 3), jnp.int32), x,
                                jnp.zeros((1, 4), jnp.int32))
 
-    @functools.cached_property
-    def tx_and_schedule(self):
-        return optim.make_optimizer(self.config, self.steps_per_epoch())
-
-    def param_groups(self):
-        return {"model": optim.ParamGroups(self.config.optim.groups)}
-
-    def init(self, rng) -> TrainState:
-        variables = self.init_variables(rng)
-        model_state = {k: v for k, v in variables.items() if k != "params"}    # the pe buffer
-        return TrainState.create(model=Network.create(variables["params"], self.tx_and_schedule[0], model_state))
 
     def logits(self, net, batch, *, train: bool, rng=None):
         return self.model.apply({"params": net.params, **net.model_state}, batch["prefix"], batch["x"],

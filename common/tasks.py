@@ -115,6 +115,29 @@ class DatasetTask(Task):
         return make(self.config, split, process_index, process_count)
 
 
+class SingleNetworkTask(DatasetTask):
+    """A DatasetTask that trains one network, "model", with config.optim: subclasses give
+    `init_variables(rng)` ({'params', ...other collections}, kept as the model state)."""
+
+    def init_variables(self, rng):
+        raise NotImplementedError
+
+    @functools.cached_property
+    def tx_and_schedule(self):
+        from common import optim
+        return optim.make_optimizer(self.config, self.steps_per_epoch())
+
+    def param_groups(self):
+        from common import optim
+        return {"model": optim.ParamGroups(self.config.optim.groups)}
+
+    def init(self, rng):
+        from common.train_state import Network, TrainState
+        variables = self.init_variables(rng)
+        model_state = {k: v for k, v in variables.items() if k != "params"}
+        return TrainState.create(model=Network.create(variables["params"], self.tx_and_schedule[0], model_state))
+
+
 TASKS: Registry[type] = Registry("task")
 
 

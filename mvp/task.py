@@ -11,17 +11,16 @@
   probabilities) scored on the host: AP_K / recall / MPJPE (Panoptic) or PCP (Shelf / Campus)
   by mvp/metrics.py.
 """
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import models, optim
+from common import models
 from common.classification import compute_dtype
-from common.tasks import DatasetTask, register_task
-from common.train_state import Network, TrainState
+from common.tasks import SingleNetworkTask, register_task
+from common.train_state import TrainState
 from mvp import cameras, data, losses, metrics, synthetic
 from mvp.model import dummy_meta
 
@@ -29,7 +28,7 @@ META_KEYS = cameras.CAMERA_KEYS + ("affine", "image_wh")
 
 
 @register_task("pose3d")
-class Pose3DTask(DatasetTask):
+class Pose3DTask(SingleNetworkTask):
     def __init__(self, config):
         super().__init__(config)
         c = config.model
@@ -64,17 +63,6 @@ class Pose3DTask(DatasetTask):
         return m.init({"params": rng, "dropout": rng}, jnp.zeros((1, m.views, h, w, 3)),
                       dummy_meta(1, m.views, synthetic.IMAGE_WH, m.image_size), train=False)
 
-    @functools.cached_property
-    def tx_and_schedule(self):
-        return optim.make_optimizer(self.config, self.steps_per_epoch())
-
-    def param_groups(self):
-        return {"model": optim.ParamGroups(self.config.optim.groups)}
-
-    def init(self, rng) -> TrainState:
-        variables = self.init_variables(rng)
-        model_state = {k: v for k, v in variables.items() if k != "params"}
-        return TrainState.create(model=Network.create(variables["params"], self.tx_and_schedule[0], model_state))
 
     @staticmethod
     def meta(batch):

@@ -17,18 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from common import models, optim
+from common import models
 from common.classification import compute_dtype
 from common.evaluators import EvalPass
-from common.tasks import DatasetTask, register_task
-from common.train_state import Network, TrainState
+from common.tasks import SingleNetworkTask, register_task
+from common.train_state import TrainState
 from pnp_detr import data, losses
 from pnp_detr.evaluation import METRICS, CocoEvaluator, postprocess
 from pnp_detr.flops import model_transformer_flops
 
 
 @register_task("detection")
-class DetectionTask(DatasetTask):
+class DetectionTask(SingleNetworkTask):
     def __init__(self, config):
         super().__init__(config)
         c = config.model
@@ -63,17 +63,6 @@ class DetectionTask(DatasetTask):
     def default_alpha(self) -> float:
         return float(self.config.pnp.eval_alphas[0]) if self.uses_sampler else 1.0
 
-    @functools.cached_property
-    def tx_and_schedule(self):
-        return optim.make_optimizer(self.config, self.steps_per_epoch())
-
-    def param_groups(self):
-        return {"model": optim.ParamGroups(self.config.optim.groups)}
-
-    def init(self, rng) -> TrainState:
-        variables = self.init_variables(rng)
-        model_state = {k: v for k, v in variables.items() if k != "params"}
-        return TrainState.create(model=Network.create(variables["params"], self.tx_and_schedule[0], model_state))
 
     def apply(self, net, batch, alpha, *, train: bool, rng=None):
         """(outputs, model state): a backbone with trainable BatchNorm updates its statistics
