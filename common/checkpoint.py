@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.train_state import SINGLE
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,7 @@ def _one_line_errors(path: str):
     except CheckpointMismatch:
         raise
     except Exception as e:  # noqa: BLE001 - any failure to decode the files means unreadable
-        first = (str(e).strip().splitlines() or [""])[0][:300]
-        raise UnreadableCheckpoint(f"{type(e).__name__}: {first}") from e
+        raise UnreadableCheckpoint(first_line(e)) from e
 
 
 def _move_aside(src: str, dst_dir: str) -> str:

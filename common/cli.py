@@ -3,14 +3,13 @@ start and fail: a user's mistake — a misspelt `--config.` key, a bad value, a 
 cannot run, a missing file — is one line on stderr and exit status 2, not a traceback.
 Programming errors still raise with their traceback."""
 import difflib
-import importlib.util
 import logging
 import os
 import sys
 
 from absl import app, flags
 
-from common.config import flat_config
+from common.config import flat_config, load_file
 from common.errors import ConfigError, UserError
 
 # Errors a user can fix from the message alone.
@@ -87,7 +86,4 @@ def _explain_override(argv, error: Exception) -> str:
 
 def _load_config(arg: str):
     path, _, preset = arg.partition(":")
-    spec = importlib.util.spec_from_file_location("_cli_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(preset or None)
+    return load_file(path).get_config(preset or None)

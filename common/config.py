@@ -237,10 +237,15 @@ def digits_preset(c: ml_collections.ConfigDict, arg: str) -> ml_collections.Conf
 def load_sibling(config_file: str, name: str):
     """Import another config file of the same directory as a module (config files are
     loaded by path, not as a package), e.g. a variant reusing its family's recipe."""
-    import importlib.util
     import os
-    path = os.path.join(os.path.dirname(os.path.abspath(config_file)), name)
-    spec = importlib.util.spec_from_file_location(os.path.splitext(name)[0].replace("/", "."), path)
+    return load_file(os.path.join(os.path.dirname(os.path.abspath(config_file)), name),
+                     os.path.splitext(name)[0].replace("/", "."))
+
+
+def load_file(path: str, module_name: str = "_config"):
+    """A config file imported as a module from its path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -86,9 +86,8 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     except (NotAModelCheckpoint, ImportError):
         raise
     except Exception as e:  # noqa: BLE001 - pickle / zip / safetensors header errors
-        first = (str(e).strip().splitlines() or [""])[0][:200]
         raise NotAModelCheckpoint(f"{path} is not a PyTorch or safetensors checkpoint "
-                                  f"({type(e).__name__}: {first})") from e
+                                  f"({first_line(e, 200)})") from e
     if not sd:
         raise NotAModelCheckpoint(f"{path} holds no tensors")
     return {strip_prefix(k, "module."): np.asarray(v) for k, v in sd.items()}
@@ -104,6 +103,20 @@ def _torch_load(path: str):
 
 def strip_prefix(name: str, prefix: str) -> str:
     return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def split_in_proj(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """torch.nn.MultiheadAttention's packed `<attn>.in_proj_{weight,bias}` (rows q | k | v)
+    -> `<attn>.{query,key,value}.{weight,bias}`, the names of separate projections."""
+    out = {}
+    for name, value in state_dict.items():
+        m = re.fullmatch(r"(.*)\.in_proj_(weight|bias)", name)
+        if not m:
+            out[name] = value
+            continue
+        for part, chunk in zip(("query", "key", "value"), np.split(np.asarray(value), 3, axis=0)):
+            out[f"{m[1]}.{part}.{m[2]}"] = chunk
+    return out
 
 
 # ---------------------------------------------------------------- name tables

@@ -5,6 +5,8 @@ import os
 
 import jax
 
+from common.errors import first_line
+
 _CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES",
                 "OMPI_COMM_WORLD_SIZE")
 
@@ -67,7 +69,7 @@ def agree(what: str, value: str, timeout_s: float | None = None) -> dict[int, st
         except Exception as e:  # noqa: BLE001 - the runtime raises a generic error on deadline
             raise TimeoutError(f"process {me} waited {timeout_s:.0f} s for process {pid} to report its "
                                f"{what} settings; is it running, with the same --coordinator_address and "
-                               f"--num_processes? ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+                               f"--num_processes? ({first_line(e, 200)})") from e
     return out
 
 

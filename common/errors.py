@@ -12,3 +12,10 @@ class ConfigError(UserError, ValueError):
 
 class DataError(UserError, RuntimeError):
     """A dataset split that is missing, empty or unreadable."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, for a library error quoted inside one-line messages
+    (orbax, TensorStore and torch errors run to many lines)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {(lines[0] if lines else '')[:limit]}"

@@ -24,7 +24,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from common import checkpoint, cli, distributed, sharding, workdir as workdirs
-from common.errors import DataError, UserError
+from common.errors import DataError, UserError, first_line
 from common.metrics_writer import MetricsWriter
 from common.runner import Run, check_batch_splits, flat_metrics
 
@@ -221,9 +221,8 @@ def _check_eval_data(run: Run) -> None:
         except StopIteration:
             raise DataError(f"the eval split {split!r} of dataset {run.config.data.name!r} is empty") from None
         except Exception as e:
-            first = (str(e).strip().splitlines() or [""])[0]
             raise DataError(f"the eval split {split!r} of dataset {run.config.data.name!r} cannot be read "
-                            f"(checked before training): {type(e).__name__}: {first}") from e
+                            f"(checked before training): {first_line(e)}") from e
 
 
 def _finished_run(run: Run, state, writer: MetricsWriter, ckpt, total: int) -> dict:

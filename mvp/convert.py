@@ -20,7 +20,8 @@ from typing import Mapping
 
 import numpy as np
 
-from common.convert import NotAModelCheckpoint, conv_kernel, convert_with_rules, identity, linear_kernel
+from common.convert import (NotAModelCheckpoint, conv_kernel, convert_with_rules, identity, linear_kernel,
+                            split_in_proj)
 
 IGNORE = [r".*num_batches_tracked", r"criterion\..*", r"decoder\.pose_embed\..*"]
 
@@ -83,18 +84,6 @@ def rules(num_heads: int):
         (r"(view_embed|level_embed)", r"params/\1", identity),
     ]
     return table
-
-
-def split_in_proj(state_dict: Mapping[str, np.ndarray]) -> dict:
-    out = {}
-    for name, value in state_dict.items():
-        m = re.fullmatch(r"(.*)\.in_proj_(weight|bias)", name)
-        if not m:
-            out[name] = value
-            continue
-        for part, chunk in zip(("query", "key", "value"), np.split(np.asarray(value), 3, axis=0)):
-            out[f"{m[1]}.{part}.{m[2]}"] = chunk
-    return out
 
 
 def unwrap(state_dict: Mapping) -> dict:

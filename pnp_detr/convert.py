@@ -12,12 +12,11 @@ split into our query / key / value projections; 1x1 convs become Dense kernels; 
 FrozenBatchNorm buffers go to batch_stats.
 """
 import argparse
-import re
 from typing import Mapping
 
 import numpy as np
 
-from common.convert import convert_with_rules, identity, linear_kernel, pointwise_conv_kernel
+from common.convert import convert_with_rules, identity, linear_kernel, pointwise_conv_kernel, split_in_proj
 
 IGNORE = [r".*num_batches_tracked"]
 SAMPLER = "transformer/sampler"
@@ -26,19 +25,6 @@ SAMPLER = "transformer/sampler"
 def dense_kernel(w: np.ndarray) -> np.ndarray:
     """nn.Linear (out, in) or 1x1 nn.Conv2d (out, in, 1, 1) -> Dense kernel (in, out)."""
     return pointwise_conv_kernel(w) if w.ndim == 4 else linear_kernel(w)
-
-
-def split_in_proj(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`<attn>.in_proj_{weight,bias}` (rows q | k | v) -> `<attn>.{query,key,value}.{weight,bias}`."""
-    out = {}
-    for name, value in state_dict.items():
-        m = re.fullmatch(r"(.*)\.in_proj_(weight|bias)", name)
-        if not m:
-            out[name] = value
-            continue
-        for part, chunk in zip(("query", "key", "value"), np.split(np.asarray(value), 3, axis=0)):
-            out[f"{m[1]}.{part}.{m[2]}"] = chunk
-    return out
 
 
 def rules(num_heads: int):

@@ -108,10 +108,7 @@ class MtFolder(tfds.core.GeneratorBasedBuilder):
             }))
 
     def _root(self, dl_manager) -> str:
-        root = os.fspath(dl_manager.manual_dir)
-        if not os.path.isdir(root):
-            raise FileNotFoundError(f"manual_dir {root!r} does not exist. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-        return root
+        return sources.manual_root(dl_manager, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
 
     def _split_generators(self, dl_manager):
         root = self._root(dl_manager)

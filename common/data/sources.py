@@ -44,6 +44,14 @@ def _reader(name: str, data_dir: str, module: str = ""):
                 f"reading the prepared copy then needs no TensorFlow.") from e
 
 
+def manual_root(dl_manager, instructions: str = "") -> str:
+    """The manual_dir of a builder that reads official files, which must exist."""
+    root = os.fspath(dl_manager.manual_dir)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"manual_dir {root!r} does not exist. {instructions}".rstrip())
+    return root
+
+
 def prepare(name: str, data_dir: str = "", manual_dir: str | None = None, builder: str = "") -> None:
     """Build a dataset into data_dir (array_record), as `tfds build` would."""
     b = tfds_builder(name, data_dir, builder)
