@@ -79,33 +79,46 @@ def panoptic_metrics(frames, thr: float = 0.1) -> dict:
     return out
 
 
-def pcp_metrics(frames, actors: int = 3) -> dict:
-    """Shelf / Campus: frames of (pred [N, 14, 3], scores, gt [A, 14, 3] with NaN / absent
-    actors marked by gt_vis[a].sum() == 0) -> PCP per actor and its mean (%), recall500."""
-    correct = np.zeros((actors, 10))
-    seen = np.zeros(actors)
-    hits = 0
-    for pred, _, gt, vis in frames:
-        for a in range(min(actors, len(gt))):
+BONE_GROUPS = (("head", (8,)), ("torso", (9,)), ("upper_arms", (5, 6)), ("lower_arms", (4, 7)),
+               ("upper_legs", (1, 2)), ("lower_legs", (0, 3)))
+
+
+def pcp_metrics(frames, thr: float = 0.0, mean_over: int = 3) -> dict:
+    """Shelf / Campus (shelf.py / campus.py `evaluate`): frames of (pred [N, 14, 3] mm, scores
+    [N], gt [A, 14, 3] in actor order, gt_vis [A, 14] with an absent actor's row all 0).
+    Predictions with score > thr are kept; every present actor takes its nearest kept
+    prediction by 14-joint MPJPE (recall: < 500 mm) and scores 10 parts, correct when the mean
+    of the two endpoint errors <= 0.5 x the GT part length. -> PCP per actor (%, correct /
+    total parts), `PCP` = their mean over actors 1..mean_over, PCP per bone group (all actors),
+    recall500 (%)."""
+    actors = max((len(f[2]) for f in frames), default=0)
+    correct, total = np.zeros(actors), np.zeros(actors)
+    bone_correct = np.zeros((actors, 10))
+    hits = seen = 0
+    for pred, score, gt, vis in frames:
+        pred = np.asarray(pred)[np.asarray(score) > thr]
+        for a in range(len(gt)):
             if vis[a].sum() == 0:
                 continue
-            seen[a] += 1
+            seen += 1
+            total[a] += 10
+            if not len(pred):
+                continue
             errs = np.mean(np.sqrt(np.sum((pred - gt[a]) ** 2, -1)), -1)
             best = pred[int(np.argmin(errs))]
             hits += errs.min() < 500
-            limbs = list(PCP_LIMBS) + [None]
-            for k, limb in enumerate(limbs):
-                if limb is None:        # torso: centre of the hips (2, 3) to the bottom of the head (12)
-                    gp, pp = (gt[a][2] + gt[a][3]) / 2, (best[2] + best[3]) / 2
-                    ends_gt, ends_pred = (gp, gt[a][12]), (pp, best[12])
-                else:
-                    ends_gt, ends_pred = (gt[a][limb[0]], gt[a][limb[1]]), (best[limb[0]], best[limb[1]])
-                err = (np.linalg.norm(ends_pred[0] - ends_gt[0]) + np.linalg.norm(ends_pred[1] - ends_gt[1])) / 2
-                correct[a, k] += err <= 0.5 * np.linalg.norm(ends_gt[0] - ends_gt[1])
-    per_actor = 100 * correct.mean(1) / np.maximum(seen, 1)
+            parts = [(gt[a][i], gt[a][j], best[i], best[j]) for i, j in PCP_LIMBS]
+            parts.append(((gt[a][2] + gt[a][3]) / 2, gt[a][12], (best[2] + best[3]) / 2, best[12]))   # torso
+            for k, (g0, g1, p0, p1) in enumerate(parts):
+                ok = (np.linalg.norm(p0 - g0) + np.linalg.norm(p1 - g1)) / 2 <= 0.5 * np.linalg.norm(g0 - g1)
+                correct[a] += ok
+                bone_correct[a, k] += ok
+    per_actor = 100 * correct / (total + 1e-8)
     out = {f"PCP_actor{a + 1}": float(per_actor[a]) for a in range(actors)}
-    out["PCP"] = float(per_actor.mean())
-    out["recall500"] = 100 * hits / max(seen.sum(), 1)
+    out["PCP"] = float(np.mean(per_actor[:mean_over])) if actors else 0.0
+    for name, parts in BONE_GROUPS:
+        out[f"PCP_{name}"] = float(100 * bone_correct[:, list(parts)].sum() / (total.sum() / 10 * len(parts) + 1e-8))
+    out["recall500"] = 100 * hits / (seen + 1e-8)
     return out
 
 
@@ -113,22 +126,27 @@ class PoseEvaluator:
     """common.evaluators protocol over the task's eval-step outputs: per frame `poses`
     [N, J, 3] mm, `scores` [N], `gt` [P, J, 3], `gt_vis` [P, J], `gt_valid` [P], `mask`."""
 
-    def __init__(self, kind: str = "panoptic", thr: float = 0.1):
+    def __init__(self, kind: str = "panoptic", thr: float = 0.1, actors: int = 0):
         if kind not in ("panoptic", "pcp"):
             raise ValueError(f"unknown evaluation {kind!r}: panoptic | pcp")
-        self.kind, self.thr, self.frames = kind, thr, []
+        self.kind, self.thr, self.actors, self.frames = kind, thr, int(actors), []
 
     def add(self, outputs):
         keep = np.asarray(outputs["mask"]) > 0
         for i in np.flatnonzero(keep):
             valid = np.asarray(outputs["gt_valid"][i]) > 0
+            gt, vis = np.asarray(outputs["gt"][i], np.float64), np.asarray(outputs["gt_vis"][i], np.float64)
+            if self.kind == "pcp":        # actor slots kept in order (absent: visibility 0)
+                last = np.flatnonzero(valid).max() + 1 if valid.any() else 0
+                gt, vis = gt[:max(last, self.actors)], (vis * valid[:, None])[:max(last, self.actors)]
+            else:
+                gt, vis = gt[valid], vis[valid]
             self.frames.append((np.asarray(outputs["poses"][i], np.float64), np.asarray(outputs["scores"][i], np.float64),
-                                np.asarray(outputs["gt"][i], np.float64)[valid],
-                                np.asarray(outputs["gt_vis"][i], np.float64)[valid]))
+                                gt, vis))
 
     def compute(self):
         if not self.frames:
             raise ValueError("the evaluation split produced no frame")
-        out = panoptic_metrics(self.frames, self.thr) if self.kind == "panoptic" else pcp_metrics(self.frames)
+        out = panoptic_metrics(self.frames, self.thr) if self.kind == "panoptic" else pcp_metrics(self.frames, self.thr)
         out["frames"] = len(self.frames)
         return out

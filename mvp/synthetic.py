@@ -31,14 +31,14 @@ def look_at(centre, target):
     return np.stack([x, np.cross(z, x), z])
 
 
-def ring_cameras(rng, views: int, image_wh=IMAGE_WH, distortion: bool = True) -> list[dict]:
-    """V cameras evenly on a ring (radius 3.5-4.5 m, height 1.5-2.5 m) looking at (0, 0, 900)
-    +- 200 mm; fx = fy ~ 0.9 W, principal point at the centre +- 5 px; mild distortion."""
+def ring_cameras(rng, views: int, image_wh=IMAGE_WH, distortion: bool = True, distance=(3500.0, 4500.0)) -> list[dict]:
+    """V cameras evenly on a ring (radius `distance`, 3.5-4.5 m, height 1.5-2.5 m) looking at
+    (0, 0, 900) +- 200 mm; fx = fy ~ 0.9 W, principal point at the centre +- 5 px; mild distortion."""
     w, h = image_wh
     cams = []
     for v in range(views):
         angle = 2 * np.pi * v / views + rng.uniform(-0.2, 0.2)
-        radius, height = rng.uniform(3500, 4500), rng.uniform(1500, 2500)
+        radius, height = rng.uniform(*distance), rng.uniform(1500, 2500)
         centre = np.array([radius * np.cos(angle), radius * np.sin(angle), height])
         target = np.array([0.0, 0.0, 900.0]) + rng.uniform(-200, 200, 3)
         f = 0.9 * w * rng.uniform(0.95, 1.05)
@@ -77,23 +77,23 @@ def skeleton(rng, root_xy, yaw: float, scale: float) -> np.ndarray:
     return j
 
 
-def people(rng, max_people: int = 3) -> np.ndarray:
-    """[P, 15, 3], 1..max_people persons with roots in |x|, |y| <= 1500, >= 700 mm apart."""
+def people(rng, max_people: int = 3, spread: float = 1500.0) -> np.ndarray:
+    """[P, 15, 3], 1..max_people persons with roots in |x|, |y| <= spread, >= 700 mm apart."""
     n = int(rng.integers(1, max_people + 1))
     roots = []
     while len(roots) < n:
-        r = rng.uniform(-1500, 1500, 2)
+        r = rng.uniform(-spread, spread, 2)
         if all(np.linalg.norm(r - o) >= 700 for o in roots):
             roots.append(r)
     return np.stack([skeleton(rng, r, rng.uniform(0, 2 * np.pi), rng.uniform(0.85, 1.15)) for r in roots])
 
 
-def render(rng, poses, cam, image_wh=IMAGE_WH) -> np.ndarray:
-    """[H, W, 3] uint8: noise background, persons far to near, limbs as 2 px grey lines and joints
-    as radius-3 discs in the per-joint colour, pixel centres at integers (cv2)."""
+def render(rng, poses, cam, image_wh=IMAGE_WH, radius: int = 3, noise: bool = True) -> np.ndarray:
+    """[H, W, 3] uint8: noise (or black) background, persons far to near, limbs as 2 px grey
+    lines and joints as discs (radius 3) in the per-joint colour, pixel centres at integers (cv2)."""
     import cv2
     w, h = image_wh
-    img = rng.integers(0, 64, (h, w, 3)).astype(np.uint8)
+    img = rng.integers(0, 64, (h, w, 3)).astype(np.uint8) if noise else np.zeros((h, w, 3), np.uint8)
     depth = [float(np.mean(((p - cam["T"]) @ np.asarray(cam["R"]).T)[:, 2])) for p in poses]
     for i in np.argsort(depth)[::-1]:
         uv = cameras.project_numpy(poses[i], cam)
@@ -106,15 +106,16 @@ def render(rng, poses, cam, image_wh=IMAGE_WH) -> np.ndarray:
         for a, b in LIMBS:
             cv2.line(img, tuple(int(t) for t in pts[a]), tuple(int(t) for t in pts[b]), (160, 160, 160), 2)
         for j, p in enumerate(pts):
-            cv2.circle(img, (int(p[0]), int(p[1])), 3, tuple(int(t) for t in PALETTE[j]), -1)
+            cv2.circle(img, (int(p[0]), int(p[1])), radius, tuple(int(t) for t in PALETTE[j]), -1)
     return img
 
 
-def frame(rng, cams, max_people: int = 3, hide_joint: bool = False):
+def frame(rng, cams, max_people: int = 3, hide_joint: bool = False, spread: float = 1500.0, radius: int = 3,
+          noise: bool = True):
     """(images [V, H, W, 3] uint8, poses [P, 15, 3] mm, visibility [P, 15])."""
-    poses = people(rng, max_people)
+    poses = people(rng, max_people, spread)
     vis = np.ones(poses.shape[:2])
     if hide_joint:
         vis[0, int(rng.integers(3, 15))] = 0.0
-    images = np.stack([render(rng, poses, c) for c in cams])
+    images = np.stack([render(rng, poses, c, radius=radius, noise=noise) for c in cams])
     return images, poses, vis

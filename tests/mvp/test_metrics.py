@@ -48,8 +48,47 @@ def test_pcp_of_ground_truth_is_100_and_of_a_shifted_pose_lower():
     gt = np.stack([person(seed=s)[:14] + [1500 * s, 0, 0] for s in range(3)])
     frames = [(gt, np.ones(3), gt, np.ones((3, 14)))]
     m = metrics.pcp_metrics(frames)
-    assert m["PCP"] == 100.0 and m["recall500"] == 100.0
+    assert abs(m["PCP"] - 100.0) < 1e-4 and abs(m["recall500"] - 100.0) < 1e-4
     moved = gt.copy()
     moved[0, :6] += 400.0                                     # actor 1's legs far off
     m = metrics.pcp_metrics([(moved, np.ones(3), gt, np.ones((3, 14)))])
-    assert m["PCP_actor1"] < 100.0 and m["PCP_actor2"] == 100.0
+    assert m["PCP_actor1"] < 99.0 and abs(m["PCP_actor2"] - 100.0) < 1e-4
+
+
+def test_pcp_per_actor_bone_groups_absent_actors_and_the_score_threshold():
+    """Shelf-style: 4 actor slots, actor 4 absent in frame 0; actor 1's right ankle 2 m off in
+    frame 0 (its lower-leg part fails); counts by hand."""
+    gt = [np.stack([person(seed=s)[:14] + [1500 * s, 0, 0] for s in range(4)]) for _ in range(2)]
+    vis = [np.ones((4, 14)), np.ones((4, 14))]
+    vis[0][3] = 0
+    pred0 = gt[0][:3].copy()
+    pred0[0, 0] += [2000.0, 0, 0]
+    frames = [(pred0, np.ones(3), gt[0], vis[0]), (gt[1], np.ones(4), gt[1], vis[1])]
+    m = metrics.pcp_metrics(frames)
+    np.testing.assert_allclose([m[f"PCP_actor{a}"] for a in range(1, 5)], [95.0, 100.0, 100.0, 100.0], rtol=1e-6)
+    np.testing.assert_allclose(m["PCP"], (95 + 100 + 100) / 3, rtol=1e-6)          # actors 1..3
+    np.testing.assert_allclose(m["PCP_lower_legs"], 100 * 13 / 14, rtol=1e-6)       # 7 actor-frames x 2 parts
+    np.testing.assert_allclose(m["PCP_upper_arms"], 100.0, rtol=1e-6)
+    np.testing.assert_allclose(m["recall500"], 100.0, rtol=1e-6)
+    # a kept prediction must score above the threshold: actor 3's own is dropped at thr 0.5,
+    # so actor 3 takes actor 2's pose (1.5 m away): no part right, a recall miss
+    m = metrics.pcp_metrics([(gt[1], np.array([1.0, 1.0, 0.1, 1.0]), gt[1], vis[1])], thr=0.5)
+    assert m["PCP_actor3"] == 0.0 and abs(m["PCP_actor1"] - 100.0) < 1e-4
+    np.testing.assert_allclose(m["recall500"], 75.0, rtol=1e-6)
+
+
+def test_pose_evaluator_keeps_actor_slots_for_pcp():
+    """Absent actors stay in their slots (visibility 0), so actor 3 is still actor 3."""
+    g = np.stack([person(seed=s)[:14] + [1500 * s, 0, 0] for s in range(3)])
+    gt = np.zeros((1, 10, 14, 3))
+    gt[0, [0, 2]] = g[[0, 2]]
+    vis = np.zeros((1, 10, 14))
+    vis[0, [0, 2]] = 1
+    pred = np.zeros((1, 10, 14, 3)) - 9e4
+    pred[0, :2] = g[[0, 2]]
+    e = metrics.PoseEvaluator("pcp", 0.0, actors=3)
+    e.add({"poses": pred, "scores": np.ones((1, 10)), "gt": gt, "gt_vis": vis, "gt_valid": vis.sum(-1) > 0,
+           "mask": np.ones(1)})
+    m = e.compute()
+    assert abs(m["PCP_actor1"] - 100.0) < 1e-4 and m["PCP_actor2"] == 0.0 and abs(m["PCP_actor3"] - 100.0) < 1e-4
+    assert abs(m["PCP"] - 200 / 3) < 1e-4            # the official mean over actors 1..3 counts actor 2's 0
