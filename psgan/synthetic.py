@@ -37,9 +37,15 @@ LOWER_LIP = [7, 8, 9, 10, 11]          # outer-lip indices (48 + k) that move wi
 LOWER_INNER = [5, 6, 7]                # inner-lip indices (60 + k)
 
 
-def random_landmarks(rng: np.random.Generator, size: int) -> np.ndarray:
-    """(68, 2) (x, y) pixel coordinates of a random face in a size x size frame."""
+def random_landmarks(rng: np.random.Generator, size: int, scale=(0.26, 0.32), lip_scale: float = 1.0) -> np.ndarray:
+    """(68, 2) (x, y) pixel coordinates of a random face in a size x size frame; `scale` is the
+    range of the face's half-width over the frame size, `lip_scale` enlarges the lips about
+    their centre (a close-up stand-in whose lips cover more of the AMM's 1/4-size grid)."""
     p = TEMPLATE.copy()
+    if lip_scale != 1.0:
+        lips = slice(48, 68)
+        centre = p[lips].mean(0)
+        p[lips] = centre + (p[lips] - centre) * lip_scale
     open_ = rng.uniform(0.0, 0.12)
     p[[48 + k for k in LOWER_LIP], 1] += open_
     p[[60 + k for k in LOWER_INNER], 1] += open_
@@ -49,9 +55,9 @@ def random_landmarks(rng: np.random.Generator, size: int) -> np.ndarray:
     angle = rng.uniform(-0.17, 0.17)
     c, s = np.cos(angle), np.sin(angle)
     p = p @ np.array([[c, s], [-s, c]])
-    scale = size * rng.uniform(0.26, 0.32)
+    half_width = size * rng.uniform(*scale)
     centre = size * (0.5 + rng.uniform(-0.04, 0.04, 2)) + np.array([0.0, size * 0.02])
-    p = p * scale + centre + rng.normal(0, size / 256, p.shape)
+    p = p * half_width + centre + rng.normal(0, size / 256, p.shape)
     return p
 
 
@@ -124,21 +130,22 @@ def render(lm: np.ndarray, seg: np.ndarray, rng: np.random.Generator, makeup: bo
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def face(rng: np.random.Generator, size: int, makeup: bool):
-    """(image uint8 [size, size, 3], seg uint8 [size, size], landmarks (68, 2) (y, x))."""
-    lm = random_landmarks(rng, size)
+def face(rng: np.random.Generator, size: int, makeup: bool, **shape):
+    """(image uint8 [size, size, 3], seg uint8 [size, size], landmarks (68, 2) (y, x));
+    `shape`: random_landmarks' scale / lip_scale."""
+    lm = random_landmarks(rng, size, **shape)
     seg = parsing(lm, size)
     return render(lm, seg, rng, makeup), seg, lm[:, ::-1].copy()
 
 
 def write_mt_folder(root: str, n_makeup: int, n_non_makeup: int, size: int = 256, seed: int = 0,
-                    prefix: str = "") -> None:
-    """The official data/ layout with generated faces (see the module docstring)."""
+                    prefix: str = "", **shape) -> None:
+    """The official data/ layout with generated faces (see the module docstring); `shape` as `face`."""
     rng = np.random.default_rng(seed)
     for kind, n in (("makeup", n_makeup), ("non-makeup", n_non_makeup)):
         names = []
         for i in range(n):
-            image, seg, lms = face(rng, size, makeup=kind == "makeup")
+            image, seg, lms = face(rng, size, makeup=kind == "makeup", **shape)
             name = f"{kind}/{prefix}{'m' if kind == 'makeup' else 'n'}{i:04d}.png"
             for sub in ("images", "segs", "landmarks"):
                 os.makedirs(os.path.join(root, sub, kind), exist_ok=True)
