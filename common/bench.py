@@ -10,7 +10,7 @@ than ours where the task adds Mixup: never in our favour). Ours and the referenc
 alternating rounds (A B, B A, ...) so a change of load hits both; medians and spreads over
 every timed step after compilation. FLOPs come from XLA's cost analysis of the compiled
 programs; MFU divides achieved FLOP/s by the matmul peak measured before and after in the
-same run. Other processes on the CPUs and a peak that moved by more than 15% are warnings
+same run. Other processes on the CPUs and a peak that moved by more than 15 percent are warnings
 in the output and the JSON; `--check_idle` refuses to start on a busy machine. The last line
 printed is one JSON object with every figure, the CPU model, the library versions and the
 command.
@@ -145,6 +145,29 @@ def _flops(compiled) -> float:
     return float(cost.get("flops", 0.0)) if cost else 0.0
 
 
+_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
+_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f64": 8, "s64": 8, "pred": 1, "s8": 1, "u8": 1}
+
+
+def collectives(compiled) -> dict[str, dict]:
+    """The communication XLA inserted into a compiled program: per collective kind, how many
+    ops and how many bytes their results hold (per device, from the optimised HLO's shapes)."""
+    import re
+    out = {}
+    op = re.compile(r"=\s*(\(?[^=]*?\)?)\s+(" + "|".join(_COLLECTIVES) + r")(-start)?\(")
+    shape = re.compile(r"\b(" + "|".join(_BYTES) + r")\[([0-9,]*)\]")
+    for line in compiled.as_text().splitlines():
+        m = op.search(line)
+        if not m:
+            continue
+        nbytes = sum(_BYTES[t] * int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
+                     for t, dims in shape.findall(m.group(1)))
+        entry = out.setdefault(m.group(2), {"ops": 0, "bytes": 0})
+        entry["ops"] += 1
+        entry["bytes"] += nbytes
+    return out
+
+
 def _prepared(config, batch: int, token_chunk: int | None = None):
     """The config at this batch, with one update per step; `token_chunk` overrides the
     model's MLP chunking (for a model that takes one, see `_chunks`)."""
@@ -195,6 +218,7 @@ def jax_steps(config, batch: int):
     facts = {"input_shape": list(np.shape(gb["image"])) if "image" in gb else None,
              "train_flops_per_step": _flops(train_flat), "infer_flops_per_step": _flops(predict_flat),
              "devices": jax.device_count(), "platform": jax.devices()[0].platform,
+             "mesh": dict(config.mesh), "train_collectives": collectives(train_c),
              "dtype": config.model.dtype,
              "loss": f"the task's own train_step ({config.task}: as in training, e.g. Mixup/CutMix "
                      "soft-target CE or token labels), AdamW-family optimizer of the config"}

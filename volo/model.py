@@ -54,31 +54,36 @@ def num_windows(size: int, kernel: int, padding: int, stride: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def unfold(x, kernel: int, padding: int, stride: int):
-    """torch.nn.Unfold on NHWC: [B, H, W, C] -> [B, h, w, K*K, C] (kernel position p = ki*K + kj)."""
-    _, H, W, _ = x.shape
+def unfold(x, kernel: int, padding: int, stride: int, axis: int = 3):
+    """torch.nn.Unfold on NHWC: [B, H, W, C] -> [B, h, w, K*K, C] (kernel position p = ki*K + kj).
+    Any trailing dims after H, W are kept; the K*K windows go to `axis` (e.g. [B, H, W, heads, d]
+    with axis=4 -> [B, h, w, heads, K*K, d], the layout a batched matmul over heads wants)."""
+    _, H, W = x.shape[:3]
     h, w = num_windows(H, kernel, padding, stride), num_windows(W, kernel, padding, stride)
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding)) + ((0, 0),) * (x.ndim - 3))
     patches = [xp[:, ki:ki + stride * (h - 1) + 1:stride, kj:kj + stride * (w - 1) + 1:stride]
                for ki in range(kernel) for kj in range(kernel)]
-    return jnp.stack(patches, axis=3)
+    return jnp.stack(patches, axis=axis)
 
 
-def fold(y, out_hw: tuple[int, int], kernel: int, padding: int, stride: int):
+def fold(y, out_hw: tuple[int, int], kernel: int, padding: int, stride: int, axis: int = 3):
     """torch.nn.Fold on NHWC, the adjoint of `unfold`: [B, h, w, K*K, C] -> [B, H, W, C],
-    overlapping contributions summed. Each kernel position is placed on the strided grid
-    with interior padding (no scatter), then the padding border is cropped."""
-    b, h, w, _, c = y.shape
+    overlapping contributions summed (the K*K windows on `axis`, as `unfold`'s). Each kernel
+    position is placed on the strided grid with interior padding (no scatter), then the padding
+    border is cropped."""
+    b, h, w = y.shape[:3]
     H, W = out_hw
     Hp, Wp = H + 2 * padding, W + 2 * padding
-    out = jnp.zeros((b, Hp, Wp, c), y.dtype)
+    rest = tuple(n for i, n in enumerate(y.shape) if i > 2 and i != axis % y.ndim)
+    out = jnp.zeros((b, Hp, Wp) + rest, y.dtype)
     zero = jnp.zeros((), y.dtype)
     for ki in range(kernel):
         for kj in range(kernel):
             hi_h = Hp - (ki + stride * (h - 1) + 1)
             hi_w = Wp - (kj + stride * (w - 1) + 1)
-            out = out + jax.lax.pad(y[:, :, :, ki * kernel + kj], zero,
-                                    ((0, 0, 0), (ki, hi_h, stride - 1), (kj, hi_w, stride - 1), (0, 0, 0)))
+            out = out + jax.lax.pad(jnp.take(y, ki * kernel + kj, axis=axis), zero,
+                                    ((0, 0, 0), (ki, hi_h, stride - 1), (kj, hi_w, stride - 1))
+                                    + ((0, 0, 0),) * len(rest))
     return out[:, padding:padding + H, padding:padding + W]
 
 
@@ -95,7 +100,9 @@ class OutlookAttention(nn.Module):
         k, s, heads = self.kernel_size, self.stride, self.num_heads
         d = c // heads
         v = dense(c, ("embed", "heads"), name="v", use_bias=False, dtype=self.dtype)(x)
-        v = unfold(v, k, self.padding, s)                                   # B h w K2 C
+        # Windows next to d, heads before them: attn @ v is then one batched matmul with leading
+        # batch dims, which XLA's CPU backend runs ~2.5x faster than the torch layout's einsum.
+        v = unfold(v.reshape(b, H, W, heads, d), k, self.padding, s, axis=4)  # B h w heads K2 d
         h, w = v.shape[1], v.shape[2]
         pad_h, pad_w = h * s - H, w * s - W                                 # ceil_mode pooling
         pooled = nn.avg_pool(x, (s, s), (s, s), padding=((0, max(pad_h, 0)), (0, max(pad_w, 0))),
@@ -103,9 +110,8 @@ class OutlookAttention(nn.Module):
         attn = dense(heads * k ** 4, ("embed", "heads"), name="attn", dtype=self.dtype)(pooled)
         attn = attn.reshape(b, h, w, heads, k * k, k * k) * d ** -0.5      # q, k order (official)
         attn = jax.nn.softmax(attn.astype(jnp.float32), axis=-1).astype(v.dtype)
-        v = v.reshape(b, h, w, k * k, heads, d)
-        y = jnp.einsum("bxyhqk,bxykhd->bxyqhd", attn, v).reshape(b, h, w, k * k, c)
-        y = fold(y, (H, W), k, self.padding, s)
+        y = jnp.matmul(attn, v)                                             # B h w heads K2 d
+        y = fold(y, (H, W), k, self.padding, s, axis=4).reshape(b, H, W, c)
         return dense(c, ("heads", "embed"), name="proj", dtype=self.dtype)(y)
 
 
