@@ -159,8 +159,9 @@ def main(argv=None):
     sd = {k.removeprefix("module."): v for k, v in load_pth(a.checkpoint).items()}
     variant = a.variant or a.network
     kwargs = {}
-    if kind == "refine":
+    if kind == "refine":         # ACGPN G1 / G2 / G: output width and level widths from the checkpoint
         kwargs["out_ch"] = int(sd["conv9.6.weight"].shape[0])
+        kwargs["widths"] = tuple(int(sd[f"conv{i}.0.weight"].shape[0]) for i in range(1, 6))
     if kind == "unet":           # the width and output channels the checkpoint was trained with
         kwargs["ngf"] = int(sd["model.model.0.weight"].shape[0])
         kwargs["out_ch"] = int(sd["model.model.4.weight"].shape[0])

@@ -21,6 +21,11 @@
   avton/dump.py), from the true warp of the synthetic set ("ground_truth") or from a GMM
   inside the state ("gmm"; `tofm.train_gmm` fine-tunes it end to end); the limbs likewise
   (`tofm.limb_source` dumped | ground_truth | none; none is CP-VTON's 25-input TOM).
+The TOFM's evaluation has two passes: `paired` (test_paired: L1, SSIM and LPIPS of the
+try-on against the person's photo) and `unpaired` (the test pairs list: FID of the try-on
+set against the photos, IS of the try-on set), with the LPIPS / Inception weights of
+`eval.lpips_checkpoint` / `eval.inception_checkpoint` (common/image_metrics.py; empty: a
+random-init stand-in, its metrics named *_stand_in).
 A frozen VGG-19 network `vgg` joins the state when a VGG term is on (random weights unless
 `init_from=vgg=PATH` gives torchvision's, converted by `python -m common.convert
 torchvision vgg19.pth OUT --arch vgg19`).
@@ -35,7 +40,7 @@ import optax
 from avton import data, losses, metrics, tps
 from avton import model as M
 from avton import representation as R
-from common import gan, models, optim
+from common import gan, image_metrics, models, optim
 from common.evaluators import EvalPass, SumEvaluator
 from common.tasks import DatasetTask, register_task
 from common.train_state import Network, TrainState
@@ -317,9 +322,22 @@ class TryonTask(DatasetTask):
         tryon, rendered, alpha = M.tryon_compose(self.model.apply({"params": state["tofm"].params}, x), wc)
         return {"tryon": tryon, "rendered": rendered, "alpha": alpha, "warp_cloth": wc, "warp_mask": wm}
 
-    def eval_step(self, state: TrainState, batch):
+    @property
+    def quality(self) -> bool:
+        """The TOFM's evaluation scores the try-on with LPIPS (paired) and FID / IS (unpaired)."""
+        return self.stage == "tofm" and bool(self.config.eval.quality)
+
+    @functools.cached_property
+    def quality_nets(self) -> image_metrics.QualityNetworks:
+        e = self.config.eval
+        return image_metrics.QualityNetworks(e.lpips_net, e.lpips_checkpoint, e.inception_checkpoint,
+                                             e.inception_size)
+
+    def eval_step(self, state: TrainState, batch, setting: str = "paired"):
         out = self.predict_step(state, batch)
         mask = batch["mask"]
+        if setting == "unpaired":     # another person's garment: no ground truth, only the image sets
+            return {"n": mask.sum(), "fake": out["tryon"], "real": batch["image"], "mask": mask}
         s = lambda v: (v * mask).sum()  # noqa: E731
         ssim_mode = self.config.eval.ssim_mode
         res = {"n": mask.sum()}
@@ -342,12 +360,32 @@ class TryonTask(DatasetTask):
             res.update(l1=s(metrics.masked_l1(out["tryon"], batch["image"])),
                        ssim=s(metrics.ssim(metrics.to_unit(out["tryon"]), metrics.to_unit(batch["image"]), ssim_mode)),
                        alpha=s(out["alpha"].mean((1, 2, 3))))
+            if self.quality:
+                res.update(fake=out["tryon"], real=batch["image"], mask=mask)
         return res
 
     def eval_passes(self):
-        return [EvalPass("eval", self.config.data.eval_split)]
+        """gmm, lpm: one pass `eval` on data.eval_split. tofm: `paired` on data.eval_split
+        (each person with their own garment: L1, SSIM, LPIPS against the photo) and, with
+        eval.quality, `unpaired` on eval.unpaired_split (the pairs list's other garments: FID
+        of the try-on set against the person photos, IS of the try-on set)."""
+        if self.stage != "tofm":
+            return [EvalPass("eval", self.config.data.eval_split)]
+        passes = [EvalPass("paired", self.config.data.eval_split)]
+        if self.quality:
+            passes.append(EvalPass("unpaired", self.config.eval.unpaired_split, (("setting", "unpaired"),)))
+        return passes
 
     def make_evaluator(self, eval_pass):
+        sums = self._sum_evaluator()
+        if not self.quality:
+            return sums
+        e = self.config.eval
+        unpaired = eval_pass.kwargs.get("setting") == "unpaired"
+        return image_metrics.QualityEvaluator(self.quality_nets, inner=sums, lpips=not unpaired, fid_is=unpaired,
+                                              is_splits=e.is_splits, fid_method=e.fid_method)
+
+    def _sum_evaluator(self):
         def finalize(sums):
             n = max(float(sums["n"]), 1.0)
             out = {k: float(v) / n for k, v in sums.items() if k not in ("n", "n_warp", "epe", "epe_identity")}

@@ -72,7 +72,16 @@ def recipe(stage: str, dataset: str, arg=None):
     c.gmm = ml_collections.ConfigDict(dict(name="avton:igmm", kwargs=dict(kernel="wendland_c2", radius=1.0,
                                                                        tps_reg=0.0, grid_size=5)))
     c.disc = ml_collections.ConfigDict(dict(name="avton:disc", kwargs=dict(ndf=64, n_layers=3, num_d=2)))
-    c.eval = ml_collections.ConfigDict(dict(ssim_mode="skimage"))   # skimage | pytorch_ssim (ACGPN's README)
+    c.eval = ml_collections.ConfigDict(dict(
+        ssim_mode="skimage",               # skimage | pytorch_ssim (ACGPN's README)
+        quality=stage == "tofm",           # TOFM: LPIPS on the paired split, FID + IS on the unpaired one
+        unpaired_split="test",             # the pairs list's other garments [CP test_pairs.txt]
+        lpips_net="alex",                  # the lpips package's default [spec 7]; vgg also converts
+        lpips_checkpoint="",               # python -m common.image_metrics lpips ...; "": random stand-in
+        inception_checkpoint="",           # python -m common.image_metrics inception pt_inception-...pth
+        inception_size=299,                # pytorch-fid's resize
+        is_splits=10,                      # the standard; ACGPN's inception-score-pytorch call uses 1
+        fid_method="sqrtm"))               # pytorch-fid's; lowrank: exact with fewer images than 2048
 
     # Adam lr 1e-4, betas (0.5, 0.999), batch 4, 200K steps [CP]; D: Adam 2e-4, beta1 0.5 [AC]
     _adam(c.optim, 1e-4)
@@ -117,7 +126,9 @@ def apply_preset(c, arg: str):
     c.tofm.warp_source = c.tofm.limb_source = "ground_truth"
     c.loss.vgg = 0.0                       # a VGG-19 is minutes per step on 2 cores; tested on its own
     c.keep_checkpoints = 2
+    c.eval.fid_method = "lowrank"          # 8 / 64 test images: sqrtm of the singular 2048^2 product is not exact
     if arg == "test":
+        c.eval.inception_size, c.eval.is_splits = 75, 2   # the smallest Inception input; 8 images
         c.optim.lr = c.d_optim.lr = 1e-3
         c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 4      # 8: the 8-device test mesh
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2

@@ -80,3 +80,34 @@ def test_every_stage_config_builds_its_task(dataset, stage):
     assert (full.optim.lr, full.optim.b1, full.batch_size, full.num_train_steps) == (1e-4, 0.5, 4, 200_000)
     with pytest.raises(AttributeError):
         full.optim.lr_peak = 1.0                      # locked: a misspelt key is an error
+
+
+def test_acgpn_g1_and_d_checkpoints_convert_through_the_cli(tmp_path):
+    """ACGPN's latest_net_G1.pth (Refine 37->14; widths read from the file) and a pix2pixHD
+    D (latest_net_D1.pth, 51 inputs) as save_network writes them: official key names (the
+    golden fixture's, made from the ACGPN modules), torch layouts, a 'module.' prefix."""
+    torch = require("torch")
+    fix = np.load(os.path.join(HERE, "golden_acgpn.npz"))
+    rng = np.random.default_rng(0)
+    for network, kind, variant, cin, kwargs, golden in (
+            ("refine", "refine", "refine", 37, dict(out_ch=14, widths=(8, 16, 32, 64, 128)), "refine_names"),
+            ("disc", "disc", "disc", 51, dict(ndf=8), "disc_names")):
+        template = convert.template(variant, cin, 32, 32, **kwargs)
+        sd, ours = {}, {}
+        for kpath, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
+            path = tuple(str(getattr(k, "key", k)) for k in kpath)
+            value = rng.standard_normal(leaf.shape).astype(np.float32)
+            ours[path] = value
+            torch_value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value
+            sd[convert.torch_key(kind, path[1:])] = torch.from_numpy(np.ascontiguousarray(torch_value))
+        assert set(sd) == {str(n) for n in fix[golden] if not str(n).endswith("num_batches_tracked")}
+        pth = str(tmp_path / f"{network}.pth")
+        torch.save({f"module.{k}": v for k, v in sd.items()}, pth)
+        convert.main([network, pth, str(tmp_path / network)])
+        nets = checkpoint.load_nets(str(tmp_path / network))
+        (got,) = nets.values()
+        flat = {tuple(str(getattr(k, "key", k)) for k in kp): np.asarray(v)
+                for kp, v in jax.tree_util.tree_flatten_with_path(got)[0]}
+        assert flat.keys() == ours.keys()
+        for path, value in ours.items():
+            np.testing.assert_array_equal(flat[path], value)

@@ -52,7 +52,7 @@ def chain(tmp_path_factory):
     lpm_dir = str(root / "lpm")
     out["lpm"] = train.train_and_evaluate(cfg("lpm"), lpm_dir, progress=False, devices=ONE)
     out["limb_files"] = dump_mod.dump(cfg("lpm"), lpm_dir, str(root / "limbs"), ("train", "test_paired"), ONE)
-    tofm = cfg("tofm", **{"tofm.warp_source": "dumped", "tofm.limb_source": "dumped",
+    tofm = cfg("tofm", **{"tofm.warp_source": "dumped", "tofm.limb_source": "dumped", "eval.quality": False,
                           "data.warp_dir": str(root / "warp"), "data.limb_dir": str(root / "limbs")})
     out["tofm"] = train.train_and_evaluate(tofm, str(root / "tofm"), progress=False, devices=ONE)
     out.update(root=root, gmm_dir=gmm_dir, tofm_dir=str(root / "tofm"), tofm_config=tofm)
@@ -87,7 +87,8 @@ def test_warps_and_limbs_are_written_for_both_splits_and_read_by_the_tofm(chain)
         for im_name, c_name in names:
             assert os.path.isfile(root / "warp" / split / "warp-cloth" / c_name)
             assert os.path.isfile(root / "limbs" / split / "limb-mask" / (im_name[:-4] + ".png"))
-    m = chain["tofm"]["eval"]
+    assert set(chain["tofm"]) == {"paired"}          # eval.quality off: no unpaired pass
+    m = chain["tofm"]["paired"]
     assert m["count"] == 8 and 0 <= m["ssim"] <= 1 and 0 < m["alpha"] < 1
     assert 0 <= chain["lpm"]["eval"]["limb_iou"] <= 1
     rows = _rows(chain["tofm_dir"], "train/loss", "train/d_loss", "train/g_gan", "train/g_fm")
@@ -96,8 +97,21 @@ def test_warps_and_limbs_are_written_for_both_splits_and_read_by_the_tofm(chain)
     assert set(nets) == {"tofm", "disc"}
 
 
+def test_tofm_evaluation_scores_paired_and_unpaired_try_ons(chain):
+    """What `python -m common.evaluate --config=configs/avton/viton_tofm.py:test` prints:
+    the paired pass (L1, SSIM, LPIPS against the photo) and the unpaired pass (FID, IS);
+    without converted weights the LPIPS / Inception networks are stand-ins, so named."""
+    from common.runner import evaluate_checkpoint
+    res = evaluate_checkpoint(cfg("tofm"), chain["tofm_dir"], progress=False)
+    assert set(res) == {"paired", "unpaired"}
+    p, u = res["paired"], res["unpaired"]
+    assert p["count"] == 8 and 0 <= p["ssim"] <= 1 and p["lpips_alex_stand_in"] > 0
+    assert set(u) == {"count", "fid_stand_in", "is_stand_in", "is_std_stand_in"} and u["count"] == 8
+    assert u["fid_stand_in"] > 0 and u["is_stand_in"] >= 1.0
+
+
 def test_tofm_run_resumes_exactly_after_kill_9(tmp_path):
-    c = cfg("tofm", num_train_steps=8)
+    c = cfg("tofm", num_train_steps=8, **{"eval.quality": False})
     reference = str(tmp_path / "reference")
     train.train_and_evaluate(c, reference, progress=False, devices=ONE)
     workdir = str(tmp_path / "killed")
@@ -128,7 +142,8 @@ from tests.conftest import *  # noqa: F401,F403  (same XLA/tfds environment)
 from common import train
 from tests.avton.test_task import cfg
 import jax
-train.train_and_evaluate(cfg("tofm", num_train_steps=8), sys.argv[1], progress=False, devices=jax.devices()[:1])
+train.train_and_evaluate(cfg("tofm", num_train_steps=8, **{"eval.quality": False}), sys.argv[1], progress=False,
+                         devices=jax.devices()[:1])
 """
 
 
