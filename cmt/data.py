@@ -20,7 +20,9 @@ Record: `tokens` int32 [N, 9] in model column order (time_encoding without the t
 Batches (train.py's layout, cut to config.data.seq_len): `x` [B, L, 9] (time_encoding + 1 on
 rows before the EOS row), `y` [B, L, 9] (the next rows), `loss_mask` [B, L] float (positions
 < de_len: one past the EOS target, as decoder_mask), `prefix` [B, 7, 3]; eval batches add
-`mask` (PadToMultiple's row validity). Longer songs keep their first L + 1 rows.
+`mask` (PadToMultiple's row validity). Longer songs keep their first L + 1 rows (the official
+trains whole songs of <= 10,000 rows), or with `config.data.crop = "bar"` the L + 1 rows
+from a random Bar row (training windows shorter than the songs then cover every bar and tick).
 """
 import glob
 import os
@@ -31,6 +33,7 @@ import tensorflow_datasets as tfds
 
 from cmt import encoding, standin
 from common.data import pipeline, sources
+from common.errors import ConfigError
 
 VALIDATION_EVERY = 20
 
@@ -141,11 +144,12 @@ def write_standin_midi(root: str, chorales: int, procedural: int, bars: int, see
 
 class CmtStandin(tfds.core.GeneratorBasedBuilder):
     """The CPU stand-in for LPD-5 (spec §6.6), generated in the MIDI-folder layout."""
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "procedural songs: Euclidean rhythms, one ensemble per song, 16 bars (default)"}
     PREPARES_ITSELF = True
     BUILDER_CONFIGS = [
-        CmtStandinConfig(name="default", chorales=40, procedural=400, bars=8,
-                         description="40 chorales + 400 procedural 8-bar songs"),
+        CmtStandinConfig(name="default", chorales=40, procedural=200, bars=16,
+                         description="40 chorales + 200 procedural 16-bar songs"),
         CmtStandinConfig(name="small", chorales=6, procedural=14, bars=6,
                          description="6 chorales + 14 procedural 6-bar songs (tests)"),
     ]
@@ -169,9 +173,17 @@ def source(config, split: str):
     return sources.data_source(d.name, split, d.data_dir, d.builder)
 
 
-def element(ex: dict, seq_len: int) -> dict:
-    """train.py's x / y / mask of one song, cut or zero-padded to seq_len positions."""
-    tokens, n = np.asarray(ex["tokens"], np.int32), int(ex["length"])
+def bar_start(ex: dict, rng: np.random.Generator) -> int:
+    """A random Bar row of the song (the start of a `crop = "bar"` window)."""
+    tokens = np.asarray(ex["tokens"])
+    bars = np.flatnonzero((tokens[:, 0] == encoding.BAR) & (tokens[:, 1] == encoding.TYPE_M))
+    return int(rng.choice(bars)) if len(bars) else 0
+
+
+def element(ex: dict, seq_len: int, start: int = 0) -> dict:
+    """train.py's x / y / mask of one song from row `start` (0: the official whole song),
+    cut or zero-padded to seq_len positions."""
+    tokens, n = np.asarray(ex["tokens"], np.int32)[start:], int(ex["length"]) - start
     rows = np.zeros((seq_len + 1, 9), np.int32)
     rows[:min(len(tokens), seq_len + 1)] = tokens[:seq_len + 1]
     x, y = rows[:-1].copy(), rows[1:]
@@ -190,7 +202,14 @@ def train_dataset(config, split, process_index, process_count):
     order = None
     if not d.shuffle:                                      # train.py: fixed order, remainder dropped
         order = lambda epoch: np.arange((n // b) * b)      # noqa: E731
-    return pipeline.train_dataset(src, lambda ex, rng: element(ex, d.seq_len), b, config.seed, process_index,
+    crop = d.get("crop", "start")
+    if crop not in ("start", "bar"):
+        raise ConfigError(f"config.data.crop = {crop!r}: 'start' (the official: each song from its first row) "
+                          f"or 'bar' (a window from a random Bar row)")
+
+    def transform(ex, rng):
+        return element(ex, d.seq_len, bar_start(ex, rng) if crop == "bar" else 0)
+    return pipeline.train_dataset(src, transform, b, config.seed, process_index,
                                   process_count, d.num_threads, d.prefetch, order_fn=order)
 
 

@@ -3,7 +3,7 @@
   python -m cmt.generate --config=configs/cmt/cmt.py --checkpoint=converted/cmt \
       --video clip.mp4 --out song.mid                      # official thresholds, tempo estimated
   python -m cmt.generate --config=configs/cmt/cmt.py:demo --checkpoint=/tmp/cmt_demo \
-      --ramp 12 --out /tmp/ramp.mid                        # synthetic density ramp 0..15
+      --ramp 16 --out /tmp/ramp.mid                        # synthetic density ramp 0..15
   python -m cmt.generate ... --controls inference/clip.npz --out song.mid   # official .npz ('input')
 
 The loop is model.py `inference_from_scratch` (spec §7.1) with C = config.generate.
@@ -19,8 +19,10 @@ instead of a full pass over the prefix; upstream edge cases that crash (a Note b
 token) start from beat 1.
 
 Outputs: OUT.mid (five tracks, 120 qpm grid; `--tempo` writes the video tempo instead),
-OUT.png (piano roll with requested and achieved per-bar density), OUT.json (control errors,
-density following, H, GS). Inputs are checked before anything is written.
+OUT.png (piano roll with requested and achieved per-bar density), OUT.json (the official
+online control errors, the offline density / strength following and time error, the
+matching score, and the quality metrics H, GS, SI; definitions in cmt/metrics.py). Inputs are
+checked before anything is written.
 """
 import argparse
 import json
@@ -39,6 +41,7 @@ TYPE_SETTING = Setting(1.0, 0.9)
 SETTINGS = {"barbeat": Setting(1.2, None), "pitch": Setting(1.0, 0.9), "duration": Setting(2.0, 0.9),
             "instr": Setting(1.0, 0.9), "onset_density": Setting(1.0, 0.9), "beat_density": Setting(1.0, 0.9)}
 STRENGTH_TRACKS = (1, 2, 3)                       # Drums, Piano, Guitar get the forced beats
+SI_AUTO_SECONDS = 64.0                            # the structureness indicator by default up to this length
 
 
 class Sampler:
@@ -169,7 +172,7 @@ def load_model(config, checkpoint: str):
 
 
 def run(config, checkpoint: str, out: str, controls: np.ndarray, *, C: float, seed: int,
-        tempo: float | None = None, progress: bool = True) -> dict:
+        tempo: float | None = None, progress: bool = True, structureness: str = "auto") -> dict:
     controls = controls[controls[:, 2] != 1]           # gen_midi_conditional.py drops strength-1 rows
     model, variables = load_model(config, checkpoint)
     res = controlled_generation(Sampler(model, variables), controls, C, seed,
@@ -180,8 +183,15 @@ def run(config, checkpoint: str, out: str, controls: np.ndarray, *, C: float, se
     report = {"tokens": int(len(words)), "notes": metrics.note_count(words),
               "notes_written": sum(len(v) for v in tracks.values()), "forced_tokens": res["forced"],
               **metrics.official_control_errors(res["err_strength"], res["err_density"]), **follow,
+              **metrics.strength_following(tracks, controls), "time_error": metrics.time_error(words, controls),
+              "matching_score": metrics.matching_score(words, controls),
               "pitch_class_entropy": metrics.pitch_class_entropy(tracks),
               "grooving_similarity": metrics.grooving_similarity(tracks), "C": C, "seed": seed}
+    seconds = len(follow.get("achieved", [])) * 240.0 / (tempo or 120.0)
+    if structureness == "on" or (structureness == "auto" and seconds <= SI_AUTO_SECONDS):
+        report.update(metrics.structureness_indicator(tracks, tempo or 120.0))
+    else:
+        report["SI"] = f"skipped ({seconds:.0f} s of music; --structureness on computes it, O(frames^3))"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     encoding.write_midi(tracks, out, tempo_qpm=tempo)
     stem = os.path.splitext(out)[0]
@@ -203,29 +213,42 @@ def main(argv=None):
     src.add_argument("--video", help="a video file (decoded with OpenCV)")
     src.add_argument("--controls", help="an official control .npz (array 'input', rows of 6)")
     src.add_argument("--ramp", type=int, metavar="BARS", help="a synthetic density ramp 0..15 over BARS bars")
+    p.add_argument("--beats_per_bar", type=int, default=0,
+                   help="--ramp: visual beats per bar (random ticks, strengths 2..10; default 0: bar rows only)")
     p.add_argument("--out", required=True, help="output .mid (the .png / .json go beside it)")
     p.add_argument("--C", type=float, default=None, help="control degree (default: config.generate.control_degree)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--tempo", type=float, default=None, help="video tempo in bpm (default: estimated)")
+    p.add_argument("--structureness", default="auto", choices=["auto", "on", "off"],
+                   help="MusDr's structureness indicator (auto: for music up to 64 s; its scape plot is O(frames^3))")
+    p.add_argument("--beats", default="simple", choices=["simple", "visbeat"],
+                   help="visual beats: the simple directogram flux, or visbeat3's envelope and peak picking")
     p.add_argument("--percentiles", default="official", choices=["official", "clip"],
                    help="density thresholds: stat_mix.py's, or re-derived from the clip's own speeds")
     args = p.parse_args(argv)
     path, _, arg = args.config.partition(":")
     config = _load_config(path, arg or None)
     if args.video:
-        v = video.video_controls(args.video, args.tempo, args.percentiles)
+        v = video.video_controls(args.video, args.tempo, args.percentiles, args.beats)
         controls, tempo = v["input"], v["tempo"]
     elif args.controls:
         controls, tempo = video.load_controls(args.controls), args.tempo
     else:
-        controls, tempo = video.synthetic_controls(args.ramp, args.tempo or 120.0), args.tempo
+        controls = video.synthetic_controls(args.ramp, args.tempo or 120.0, beats_per_bar=args.beats_per_bar)
+        tempo = args.tempo
     controls = video.check_controls(controls, args.video or args.controls or "<ramp>")
     C = config.generate.control_degree if args.C is None else args.C
     seed = config.generate.seed if args.seed is None else args.seed
-    report = run(config, args.checkpoint, args.out, controls, C=C, seed=seed, tempo=tempo)
+    report = run(config, args.checkpoint, args.out, controls, C=C, seed=seed, tempo=tempo,
+                 structureness=args.structureness)
     print(json.dumps({k: v for k, v in report.items() if k not in ("requested", "achieved")}, indent=1))
     print("requested density per bar:", report.get("requested"))
     print("achieved  density per bar:", report.get("achieved"))
+    if report.get("bars"):
+        print(f"density following over {report['bars']} bars: Spearman {report['spearman']:.2f}, mean |achieved - "
+              f"requested| {report['density_mae']:.2f} onset ticks per bar, error rate {report['density_error_rate']:.3f} "
+              f"(/ 9.9; the paper's Table 4: 0.107), within +-1: {100 * report['within_1']:.0f} %; official online "
+              f"density error {report['density_error']:.3f}, strength error {report['strength_error']:.3f}")
     return report
 
 

@@ -97,6 +97,58 @@ def impact_envelope(flows, bins: int = 128, border: float = 0.05) -> np.ndarray:
     return env / env.max() if env.max() > 0 else env
 
 
+def directogram(flows, bins: int = 128, dead_zone: float = 0.05) -> np.ndarray:
+    """visbeat3 Video_CV.computeDirectogramPowers (power 1): [bins, frames] histograms of the
+    flow angle (arctan2 + pi in [0, 2 pi)) weighted by the flow magnitude, inside a 5 % dead zone."""
+    cols = []
+    for f in flows:
+        h, w = f.shape[:2]
+        y0, x0 = int(dead_zone * h), int(dead_zone * w)
+        fx, fy = f[y0:h - y0, x0:w - x0, 0], f[y0:h - y0, x0:w - x0, 1]
+        ang, amp = np.arctan2(fy, fx) + np.pi, np.sqrt(fx * fx + fy * fy)
+        cols.append(np.histogram(ang.ravel(), bins=bins, range=(0, 2 * np.pi), weights=amp.ravel())[0])
+    return np.asarray(cols, np.float64).T
+
+
+def visbeat_envelope(flows, fps: float, f_sigma=(5, 3), median_kernel=(3, 3), highpass_seconds: float = 0.8,
+                     order: int = 5, cut_percentile: float = 99) -> np.ndarray:
+    """visbeat3 Video_CV.computeImpactEnvelope(forward=True) with its defaults: the directogram
+    smoothed (Gaussian sigma (5 bins, 3 frames), 3 x 3 median), its temporal difference, the
+    negative part averaged over bins, an order-5 Butterworth high-pass at 1 / 0.8 s = 1.25 Hz
+    (filtfilt), values beyond the 99th percentile of |v| set to the 98th (cut suppression),
+    divided by the 99th percentile. Length = len(flows)."""
+    from scipy import ndimage, signal
+    im = signal.medfilt(ndimage.gaussian_filter(directogram(flows), sigma=f_sigma, order=0), median_kernel)
+    d = np.concatenate([im[:, :1], np.diff(im, axis=1)], 1)
+    v = np.clip(-d, 0, None).mean(0)
+    if highpass_seconds and len(v) > 3 * (order + 1):
+        b, a = signal.butter(order, (1.0 / highpass_seconds) / (fps * 0.5), btype="high", analog=False)
+        v = signal.filtfilt(b, a, v)
+    norm = np.max(np.abs(v))
+    if cut_percentile is not None:
+        pv, pvlow = np.percentile(np.abs(v), cut_percentile), np.percentile(np.abs(v), cut_percentile - 1)
+        norm = pv
+        v = np.where((v > pv) | (v < -pv), pvlow, v)   # visbeat's run test never fires: every one -> pvlow
+    return v / norm if norm > 0 else v
+
+
+def peak_pick(x: np.ndarray, pre_max: int = 2, post_max: int = 2, pre_avg: int = 5, post_avg: int = 5,
+              delta: float = 0.015, wait: int = 2) -> np.ndarray:
+    """librosa.util.peak_pick's rule: x[n] is the maximum of x[n - pre_max : n + post_max + 1],
+    at least the mean of x[n - pre_avg : n + post_avg + 1] + delta, and more than `wait`
+    samples after the previous peak (visbeat3's default picking, in frames)."""
+    peaks, last = [], -np.inf
+    for n in range(len(x)):
+        lo, hi = max(0, n - pre_max), min(len(x), n + post_max + 1)
+        if x[n] < x[lo:hi].max():
+            continue
+        a, b = max(0, n - pre_avg), min(len(x), n + post_avg + 1)
+        if x[n] >= x[a:b].mean() + delta and n - last > wait:
+            peaks.append(n)
+            last = n
+    return np.asarray(peaks, np.int64)
+
+
 def visual_beats(envelope: np.ndarray, fps: float, min_gap: int = 3, height: float = 0.35):
     """[(time s, weight)] of the envelope's peaks (frame pair i ends at frame i + 1)."""
     from scipy.signal import find_peaks
@@ -160,13 +212,28 @@ def control_array(duration: float, tempo: float, vbeats, fmpb, fmpb_percentile=F
     return np.asarray(rows, dtype=np.int64).reshape(-1, 6)
 
 
-def video_controls(path: str, tempo: float | None = None, percentiles: str = "official") -> dict:
-    """The control array of a video and what it came from."""
+def visbeat_beats(envelope: np.ndarray, fps: float):
+    """[(time s, weight)]: visbeat3's peaks of its envelope, weight = the envelope there
+    (frame pair i ends at frame i + 1)."""
+    return [((int(p) + 1) / fps, float(envelope[p])) for p in peak_pick(envelope)]
+
+
+def video_controls(path: str, tempo: float | None = None, percentiles: str = "official",
+                   beats: str = "simple") -> dict:
+    """The control array of a video and what it came from. `beats`: "simple" (the directogram
+    flux stand-in) or "visbeat" (visbeat3's envelope and peak picking; all its peaks, not
+    only the longest beat sequence that video2metadata.py keeps)."""
     frames, fps, duration = read_frames(path)
     flows = flow_fields(frames)
     speeds = flow_magnitudes(flows)
-    env = impact_envelope(flows)
-    beats = visual_beats(env, fps)
+    if beats == "simple":
+        env = impact_envelope(flows)
+        beats = visual_beats(env, fps)
+    elif beats == "visbeat":
+        env = visbeat_envelope(flows, fps)
+        beats = visbeat_beats(env, fps)
+    else:
+        raise ValueError(f"beats {beats!r}: simple | visbeat")
     tempo = float(tempo) if tempo else estimate_tempo(env, fps)
     vbeats, fmpb = align(beats, speeds, fps, tempo)
     if len(fmpb) > 0 and vbeats and vbeats[-1]["bar"] >= len(fmpb):

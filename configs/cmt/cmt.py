@@ -28,6 +28,7 @@ def get_config(arg=None):
     d.train_split, d.eval_split = "train", "validation"
     d.seq_len = 9999                             # train.py: x = decoder[:, :-1] of 10,000-row songs
     d.shuffle = False                            # train.py: fixed batch order, remainder dropped
+    d.crop = "start"                             # whole songs from their first row (train.py)
 
     c.batch_size, c.eval_batch_size = 8, 8       # README: -b 8 on 8 GPUs (argparse default 6)
     c.num_epochs = 200.0                         # argparse -e default (paper: 100 epochs)
@@ -50,8 +51,9 @@ def get_config(arg=None):
 
 
 def apply_preset(c, arg: str):
-    """The tiny model on the stand-in, dropout off, lr 1e-3. `test`: 4 steps of 8 songs x
-    128 positions on the small stand-in (seconds); `demo`: see cmt/README.md for its figures."""
+    """The tiny model on the stand-in, dropout off. `test`: 4 steps of 8 songs x 128
+    positions on the small stand-in (seconds), lr 1e-3; `demo`: 1,200 steps of 4 windows of
+    512 rows, lr 3e-3 (see cmt/README.md for its figures)."""
     c.model.name = "cmt:tiny"
     c.model.kwargs.dropout = 0.0
     d = c.data
@@ -66,7 +68,10 @@ def apply_preset(c, arg: str):
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
         c.generate.max_tokens = 300
     else:
-        d.seq_len = 512
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 8, 8, 4000
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 1000, 500
+        # 16-bar songs in windows of 512 rows from a random bar: every tick is trained and the
+        # windows are as long as a 16-bar ramp's generation (cmt/README.md, "the demo")
+        d.seq_len, d.crop = 512, "bar"
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 1200
+        c.optim.lr = 3e-3
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 600, 600
         c.generate.max_tokens = 4000

@@ -54,7 +54,7 @@ def test_chorale_and_round_trip_are_exact(tmp_path, drums):
 
 def test_procedural_songs_round_trip_and_span_the_attributes(tmp_path):
     rows = []
-    for seed in range(3):
+    for seed in range(4):
         path = standin.write(standin.procedural_song(np.random.default_rng(seed)), str(tmp_path / f"{seed}.mid"))
         raw, _ = encoding.encode_midi(path)
         encoding.words_to_midi(raw, str(tmp_path / "back.mid"))
@@ -62,7 +62,14 @@ def test_procedural_songs_round_trip_and_span_the_attributes(tmp_path):
         rows.append(raw)
     raw = np.concatenate(rows)
     bars = raw[raw[:, 1] == encoding.BAR]
-    assert bars[:, 2].min() <= 2 and bars[:, 2].max() >= 15                # bar density 1..16 onsets
+    assert bars[:, 2].min() <= 2 and bars[:, 2].max() >= 15                # bar density 0..16 onsets
+    # each bar plays the Euclidean rhythm of its density: beat ticks floor(16 j / d)
+    for song in rows:
+        bar_rows = np.flatnonzero((song[:, 0] == encoding.TYPE_M) & (song[:, 1] == encoding.BAR))
+        for a, b in zip(bar_rows[:-1], bar_rows[1:]):
+            seg = song[a + 1:b]
+            ticks = sorted(set(seg[seg[:, 0] == encoding.TYPE_M, 1] - 1))
+            assert ticks == standin.euclidean_ticks(int(song[a, 2]) - 1)
     assert raw[:, 6].max() >= 10 and (raw[:, 6] == 1).any()                 # strengths
     assert (raw.max(0)[:7] < np.array(encoding.VOCAB)[[1, 0, 2, 3, 4, 5, 6]]).all()
 
@@ -94,3 +101,20 @@ def test_bad_input_names_the_file(tmp_path):
     midi.save(odd)
     with pytest.raises(encoding.MidiError, match="odd.mid.*'Flute'"):
         encoding.encode_midi(odd)
+
+
+def test_training_windows_from_the_first_row_or_a_random_bar(tmp_path):
+    from cmt.data import bar_start, element
+    raw, _ = encoding.encode_midi(standin.write(standin.fixture_song(), str(tmp_path / "f.mid")))
+    ex = {"tokens": raw[:, encoding.RAW_TO_MODEL], "length": len(raw), "prefix": encoding.DEFAULT_PREFIX}
+    whole = element(ex, 100)                                        # 87 rows: the whole song, padded
+    np.testing.assert_array_equal(whole["y"][:86], ex["tokens"][1:])
+    assert whole["loss_mask"].sum() == 87 and whole["x"][0, 7] == ex["tokens"][0, 7] + 1
+    starts = {bar_start(ex, np.random.default_rng(seed)) for seed in range(40)}
+    bars = set(np.flatnonzero((ex["tokens"][:, 0] == encoding.BAR) & (ex["tokens"][:, 1] == encoding.TYPE_M)))
+    assert starts <= bars and len(starts) > 3                      # random Bar rows
+    start = sorted(starts)[1]                                       # a bar with 16 rows after it
+    w = element(ex, 16, start)
+    np.testing.assert_array_equal(w["y"], ex["tokens"][start + 1:start + 17])
+    assert w["x"][0, 0] == encoding.BAR and w["loss_mask"].sum() == min(16, 87 - start)
+    assert (w["x"][:, 7] == ex["tokens"][start:start + 16, 7] + (np.arange(start, start + 16) < 86)).all()

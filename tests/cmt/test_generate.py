@@ -98,3 +98,36 @@ def test_metrics_and_piano_roll():
                      curves=[("requested", [2, 5], (0, 0, 0)), ("achieved", [1, 4], (220, 30, 30))])
     assert img.ndim == 3 and img.shape[2] == 3 and img.shape[1] > 2 * 16 * 3
     assert ((img[..., 0] > 200) & (img[..., 1] < 60)).any()        # the red achieved curve is drawn
+
+
+def test_offline_control_metrics():
+    # controls: bar 0 (class 2) with a visual beat at tick 4 (strength 3), bar 1 (class 0); n_beat 32
+    controls = np.array([[17, 3, 0, 0, 32, 1], [5, 0, 3, 4, 32, 14], [17, 1, 0, 16, 32, 51]])
+    tracks = {"Drums": [[4, 36, 1]] * 3, "Piano": [[4, 60, 1], [4, 64, 1]], "Guitar": [], "Bass": [[0, 40, 4]]}
+    s = metrics.strength_following(tracks, controls)
+    assert s["beats"] == 1 and np.isclose(s["strength_mae"], (0 + 1 + 3) / 3)
+    assert np.isclose(s["strength_error_rate"], 4 / 3 / 1.83)
+    # music that is the control array itself: bars of densities 2 and 0, the beat at tick 4 with strength 3
+    words = np.array([[17, 1, 3, 0, 0, 0, 0, 1, 0], [1, 1, 2, 0, 0, 4, 1, 1, 0], [5, 1, 1, 0, 0, 1, 3, 14, 4],
+                      [17, 1, 1, 0, 0, 0, 0, 51, 16]])
+    assert metrics.time_error(words, controls) == 0.0                        # 2 bars = 32 ticks
+    assert metrics.time_error(words[:3], controls) == 0.5
+    assert metrics.matching_score(words, controls) == float("inf")          # a song matches itself best
+    off = words.copy()
+    off[2, 6] = 5                                                            # strength 5 instead of 3
+    assert np.isclose(metrics.matching_score(off, controls), 1 / (4 / 32))  # one grid cell off by 2
+
+
+def test_structureness_indicator_is_musdr_si():
+    rng = np.random.default_rng(0)
+    phrase = [[t, int(60 + rng.integers(0, 12)), 2] for t in range(0, 32, 2)]     # 4 s at 120 qpm
+    repeated = {"Piano": [[t + 32 * k, p, d] for k in range(4) for t, p, d in phrase]}
+    random = {"Piano": [[t, int(60 + rng.integers(0, 12)), 2] for t in range(0, 128, 2)]}
+    si_rep, si_rnd = metrics.structureness_indicator(repeated), metrics.structureness_indicator(random)
+    assert set(si_rep) == {"SI_3_8", "SI_8_15", "SI_15_inf"}
+    assert 0.3 < si_rep["SI_3_8"] <= 1.0 and si_rnd["SI_3_8"] < 0.5 * si_rep["SI_3_8"]   # measured 0.47 vs 0.0
+    # the SSM is MusDr's: diagonal 1, penalty -2 below the 25 % threshold, values in [-2, 1]
+    x = metrics._l2_columns(metrics._smooth_downsample(metrics.symbolic_chroma(repeated)))
+    s = metrics.self_similarity(x)
+    assert np.all(np.diag(s) == 1) and s.min() == -2 and s.max() <= 1
+    assert np.isclose((s > -2).mean(), 0.25, atol=0.05)

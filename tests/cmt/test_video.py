@@ -45,6 +45,14 @@ def test_rendered_clip_gives_the_hand_computed_control_array(tmp_path):
             [17, 1, 0, 48, n_beat, 76],                   # bar 3: still again
             [1, 0, s[2], 48, n_beat, 76]]                 # t = 6 s -> tick 48 = bar 3, tick 0
     np.testing.assert_array_equal(r["input"], want)
+    # visbeat3's envelope (smoothed directogram flux, 1.25 Hz high-pass, 99th-percentile cut) and
+    # peak picking: the three strong beats sit at the stops (its smoothing moves them <= 2
+    # frames: 58, 108, 145 measured), the rest is high-pass ringing (weights <= 0.26 measured)
+    vb = video.video_controls(path, tempo=120.0, beats="visbeat")["beats"]
+    strong = sorted(t * 24 for t, w in vb if w > 0.5)
+    assert len(strong) == 3 and np.abs(np.array(strong) - [60, 110, 144]).max() <= 2.5
+    assert max(w for _, w in vb if w <= 0.5) < 0.3
+    assert max(w for _, w in vb) <= 1.0 + 1e-9
 
 
 def test_bad_video_and_control_arrays_name_the_file(tmp_path):
