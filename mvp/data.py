@@ -225,6 +225,12 @@ class MvpPanoptic(tfds.core.GeneratorBasedBuilder):
 class SyntheticConfig(PanopticConfig):
     train_frames: int = 16                   # per train sequence
     val_frames: int = 8
+    # the scene (mvp/synthetic.py); `easy` (the demo) changes them
+    people: int = 3                          # 1..people persons a frame
+    spread: float = 1500.0                   # roots in |x|, |y| <= spread
+    distance: tuple = (3500.0, 4500.0)       # camera ring radius
+    radius: int = 3                          # joint discs
+    noise: bool = True                       # noise background (else black)
 
 
 class MvpSynthetic(MvpPanoptic):
@@ -241,6 +247,11 @@ class MvpSynthetic(MvpPanoptic):
         SyntheticConfig(name="small", description="3 views; 2 x 8 train, 8 validation frames (tests)",
                         train_sequences=("synth_rig0", "synth_rig1"), val_sequences=("synth_val",),
                         train_interval=1, val_interval=1, num_views=3, train_frames=8, val_frames=8),
+        SyntheticConfig(name="easy", description="the demo's scene: 1-2 persons within 0.8 m of the centre, "
+                        "cameras at 2.8-3.2 m, black background, radius-5 joints; 2 x 160 train, 48 validation",
+                        train_sequences=("synth_rig0", "synth_rig1"), val_sequences=("synth_val",),
+                        train_interval=1, val_interval=1, num_views=3, train_frames=160, val_frames=48,
+                        people=2, spread=800.0, distance=(2800.0, 3200.0), radius=5, noise=False),
     ]
 
     def _root(self, dl_manager):
@@ -257,8 +268,10 @@ def write_standin(root: str, c: SyntheticConfig, seed: int = 0) -> None:
     seqs += [(s, c.val_frames, True) for s in c.val_sequences]
     for r, (seq, n, distortion) in enumerate(seqs):
         rng = np.random.default_rng([seed, r])
-        cams = synthetic.ring_cameras(rng, c.num_views, synthetic.IMAGE_WH, distortion=distortion)
-        frames = [synthetic.frame(rng, cams, hide_joint=(i % 5 == 4)) for i in range(n)]
+        cams = synthetic.ring_cameras(rng, c.num_views, synthetic.IMAGE_WH, distortion=distortion,
+                                      distance=tuple(c.distance))
+        frames = [synthetic.frame(rng, cams, max_people=c.people, hide_joint=(i % 5 == 4), spread=c.spread,
+                                  radius=c.radius, noise=c.noise) for i in range(n)]
         write_panoptic_sequence(root, seq, cams, frames, HD_CAMERAS[:c.num_views])
 
 
@@ -273,6 +286,8 @@ def write_standin(root: str, c: SyntheticConfig, seed: int = 0) -> None:
 SHELF_JOINTS = ("r-ankle", "r-knee", "r-hip", "l-hip", "l-knee", "l-ankle", "r-wrist", "r-elbow", "r-shoulder",
                 "l-shoulder", "l-elbow", "l-wrist", "bottom-head", "top-head")
 ACTOR_JOINTS = len(SHELF_JOINTS)
+ACTOR_LIMBS = ((0, 1), (1, 2), (3, 4), (4, 5), (2, 3), (6, 7), (7, 8), (9, 10), (10, 11), (2, 8), (3, 9), (8, 12),
+               (9, 12), (12, 13))                                  # shelf.py / campus.py LIMBS
 ACTOR_DATASETS = {
     # name: (views, image name of (camera, frame), official train ranges, test ranges)
     "shelf": (5, lambda k, i: f"img_{i:06d}.png", ((0, 300), (601, 3200)), ((300, 601),)),

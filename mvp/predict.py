@@ -34,7 +34,7 @@ def draw_view(image_uint8, meta_v, poses, color, image_size):
         uv = uv @ np.asarray(meta_v["affine"])[:2, :2].T + np.asarray(meta_v["affine"])[:2, 2]
         z = (pose - np.asarray(cam["T"])) @ np.asarray(cam["R"]).T
         uv[z[:, 2] <= 0] = np.nan                     # behind the camera: not drawn
-        limbs = synthetic.LIMBS if pose.shape[0] == 15 else ()
+        limbs = synthetic.LIMBS if pose.shape[0] == 15 else data.ACTOR_LIMBS if pose.shape[0] == 14 else ()
         img = pictures.draw_keypoints(img, uv, limbs, color=color, radius=2)
     return img
 
@@ -51,7 +51,7 @@ def room_plot(pred, gt, space_center, space_size, size=240) -> np.ndarray:
             for pose in poses:
                 xy = (pose[:, list(axes)] - lo) * scale
                 xy[:, 1] = canvas.shape[0] - 1 - xy[:, 1]            # up is up
-                canvas = pictures.draw_keypoints(canvas, xy, synthetic.LIMBS if len(pose) == 15 else (),
+                canvas = pictures.draw_keypoints(canvas, xy, synthetic.LIMBS if len(pose) == 15 else data.ACTOR_LIMBS if len(pose) == 14 else (),
                                                  color=color, radius=2)
         panels.append(canvas)
     return pictures.image_grid(panels, ["top (x, y)", "side (x, z)"])

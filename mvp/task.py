@@ -111,7 +111,7 @@ class Pose3DTask(SingleNetworkTask):
     # ------------------------------------------------------------------ evaluation
     def make_evaluator(self, eval_pass):
         e = self.config.eval
-        return metrics.PoseEvaluator(e.kind, e.conf_thr)
+        return metrics.PoseEvaluator(e.kind, e.conf_thr, e.get("actors", 0))
 
     def summarize(self, results: dict) -> str:
         lines = []

@@ -42,6 +42,7 @@ def recipe(variant: str = "panoptic", arg=None):
     c.loss.matcher = "scipy"                    # scipy | jax
     c.eval = ml_collections.ConfigDict()
     c.eval.kind, c.eval.conf_thr = "panoptic", 0.1   # AP_K / MPJPE; inference_conf_thr [0.1]
+    c.eval.actors = 0                           # PCP: the actor slots of actorsGT.mat (Shelf 4, Campus 3)
 
     c.batch_size, c.eval_batch_size = 8, 8      # 1 frame per GPU x 8 GPUs (DDP)
     c.num_epochs = 200.0                        # TRAIN.END_EPOCH
@@ -84,13 +85,36 @@ def apply_preset(c, arg: str):
         c.batch_size, c.eval_batch_size, c.num_train_steps = 2, 4, 4
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
-        # 2 decoder layers, one block per ResNet-18 stage (1.6-3 s a step on the shared CPUs);
-        # 320 train frames / 4 = 80 steps an epoch: lr x 0.1 after 600 of the 900 steps
-        c.model.kwargs.backbone_blocks = (1, 1, 1, 1)
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 900
-        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 450, 150
-        c.schedule.name, c.schedule.warmup_epochs = "step", 0.0
-        c.schedule.step_epochs, c.schedule.step_factor = (7.5,), 0.1
+        # the demo: the easy stand-in (1-2 persons within 0.8 m of the centre, cameras at
+        # 2.8-3.2 m, black background, radius-5 joints; 320 train / 48 validation frames) in a
+        # room of 4 x 4 x 2 m around (0, 0, 900), so that the initial references (spread over
+        # the whole cube by the official Xavier init) start near the people; 3 decoder layers,
+        # one block per ResNet-18 stage; Adam 3e-3 with 20 warmup steps and a cosine decay over
+        # 500 steps of 4 frames, lr x 0.1 on sampling_offsets only (reference_points learns at
+        # the full rate); clip 0.1 as the recipe
+        d.name = "mvp_synthetic/easy"
+        k = c.model.kwargs
+        k.layers, k.backbone_blocks = 3, (1, 1, 1, 1)
+        k.space_center, k.space_size = (0.0, 0.0, 900.0), (4000.0, 4000.0, 2000.0)
+        c.optim.groups = (dict(pattern="^(view_embed|level_embed)$", frozen=True),
+                          dict(pattern=r".*sampling_offsets/", lr_mult=0.1))
+        c.optim.lr = 3e-3
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 500
+        c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 250, 250
+        c.schedule.name, c.schedule.warmup_epochs, c.schedule.warmup_init_lr = "cosine", 0.25, 3e-5
+        c.schedule.min_lr = 3e-5
+
+
+def actor_preset(c, name: str, views: int, space_center, space_size, actors: int):
+    """`:test` of Shelf / Campus: the tiny model with the dataset's views, its 14 output joints
+    and its space, on the stand-in written in that layout; ce weight 0 and PCP as the recipe."""
+    from mvp.model import TO_14_JOINTS
+    k = c.model.kwargs
+    k.views, k.output_joints = views, TO_14_JOINTS
+    k.space_center, k.space_size = space_center, space_size
+    c.data.name = f"mvp_actors_synthetic/{name}"
+    c.loss.ce = 0.0
+    c.eval.kind, c.eval.conf_thr, c.eval.actors = "pcp", 0.0, actors
 
 
 def get_config(arg=None):

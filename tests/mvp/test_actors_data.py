@@ -118,3 +118,20 @@ def test_the_tfds_builder_and_pcp_of_the_ground_truth(tmp_path):
     for a in range(4):
         assert abs(m[f"PCP_actor{a + 1}"] - (100.0 if seen[a] else 0.0)) < 1e-4
     assert abs(m["recall500"] - 100.0) < 1e-4 and m["frames"] == 4
+
+
+def test_campus_test_preset_is_scored_by_pcp_per_actor():
+    """configs/mvp/campus.py:test: the tiny model with 14 output joints in Campus's space, on the
+    Campus-layout stand-in through the tfds builder and the eval pipeline, scored by PCP per
+    actor (its loss on 14 joints with actor gaps: tests/mvp/test_losses.py)."""
+    import jax
+    from common.runner import Run
+    from mvp.task import Pose3DTask
+    from tests.common.configs import load_config
+    c = load_config("configs/mvp/campus.py", "test")
+    r = Run(c, jax.devices()[:1])
+    results = r.evaluate(r.init_state())
+    m = results["eval"]
+    assert m["frames"] == 4 and {"PCP_actor1", "PCP_actor2", "PCP_actor3", "PCP", "PCP_torso"} <= set(m)
+    assert all(0.0 <= m[k] <= 100.0 for k in m if k.startswith("PCP"))
+    assert Pose3DTask(c).summarize(results).splitlines()[0].split()[1] == "PCP_actor1"

@@ -56,11 +56,13 @@ def numpy_criterion(logits, poses, gt, vis, valid):
     for layer in range(lyr):
         ce = pose = 0.0
         for i in range(b):
-            k = int(valid[i].sum())
+            idx = np.flatnonzero(valid[i])                # present persons (Shelf / Campus slots have gaps)
+            k = len(idx)
             p = sig(logits[layer, i, :, 1])
             cls = 0.25 * (1 - p) ** 2 * -np.log(p + 1e-8) - 0.75 * p ** 2 * -np.log(1 - p + 1e-8)
-            cost = 5 * np.abs(poses[layer, i].reshape(n, 1, -1) - gt_norm[i, :k].reshape(1, k, 45)).sum(-1) + 2 * cls[:, None]
+            cost = 5 * np.abs(poses[layer, i].reshape(n, 1, -1) - gt_norm[i, idx].reshape(1, k, gt.shape[-2] * 3)).sum(-1) + 2 * cls[:, None]
             rows, cols = linear_sum_assignment(cost) if k else (np.zeros(0, int), np.zeros(0, int))
+            cols = idx[cols]
             tgt = np.zeros((n, 2))
             tgt[rows, 1] = 1
             x = logits[layer, i]
@@ -86,4 +88,20 @@ def test_equals_a_numpy_transcription(people):
     valid = np.arange(pmax)[None] < np.asarray(people)[:, None]
     t = {"joints_3d": gt.astype(np.float32), "joints_3d_vis": vis.astype(np.float32), "person_valid": valid}
     loss = criterion(logits.astype(np.float32), poses.astype(np.float32), t)[0]
+    np.testing.assert_allclose(float(loss), numpy_criterion(logits, poses, gt, vis, valid), rtol=1e-4)
+
+
+def test_equals_the_numpy_transcription_with_14_joints_and_absent_actor_slots():
+    """Shelf / Campus: 14 output joints; the actor slots of a test frame have gaps."""
+    rng = np.random.default_rng(5)
+    b, pmax = 2, 4
+    logits = rng.normal(0, 2, (2, b, 5, 2))
+    poses = rng.uniform(0.3, 0.7, (2, b, 5, 14, 3))
+    gt = rng.uniform(-2000, 2000, (b, pmax, 14, 3)) + [0, 0, 1000]
+    vis = np.ones((b, pmax, 14))
+    valid = np.array([[True, False, True, False], [False, False, False, True]])
+    vis[~valid] = 0
+    t = {"joints_3d": gt.astype(np.float32), "joints_3d_vis": vis.astype(np.float32), "person_valid": valid}
+    loss, _, (_, tgt, ok, _, _) = criterion(logits.astype(np.float32), poses.astype(np.float32), t)
+    assert set(np.asarray(tgt)[np.asarray(ok)].tolist()) <= {0, 2, 3}
     np.testing.assert_allclose(float(loss), numpy_criterion(logits, poses, gt, vis, valid), rtol=1e-4)
