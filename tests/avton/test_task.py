@@ -14,6 +14,7 @@ import pytest
 
 from avton import data, synthetic, tps
 from avton import dump as dump_mod
+from avton.task import TryonTask
 from common import checkpoint, sharding, train
 from common.metrics_writer import read_metrics
 from common.runner import Run
@@ -48,11 +49,11 @@ def chain(tmp_path_factory):
     out = {}
     gmm_dir = str(root / "gmm")
     out["gmm"] = train.train_and_evaluate(cfg("gmm"), gmm_dir, progress=False, devices=ONE)
-    out["warp_files"] = dump_mod.dump(cfg("gmm"), gmm_dir, str(root / "warp"), ("train", "test_paired"), ONE)
+    out["warp_files"] = dump_mod.dump(cfg("gmm"), gmm_dir, str(root / "warp"), data.SPLITS, ONE)
     lpm_dir = str(root / "lpm")
     out["lpm"] = train.train_and_evaluate(cfg("lpm"), lpm_dir, progress=False, devices=ONE)
-    out["limb_files"] = dump_mod.dump(cfg("lpm"), lpm_dir, str(root / "limbs"), ("train", "test_paired"), ONE)
-    tofm = cfg("tofm", **{"tofm.warp_source": "dumped", "tofm.limb_source": "dumped", "eval.quality": False,
+    out["limb_files"] = dump_mod.dump(cfg("lpm"), lpm_dir, str(root / "limbs"), data.SPLITS, ONE)
+    tofm = cfg("tofm", **{"tofm.warp_source": "dumped", "tofm.limb_source": "dumped",
                           "data.warp_dir": str(root / "warp"), "data.limb_dir": str(root / "limbs")})
     out["tofm"] = train.train_and_evaluate(tofm, str(root / "tofm"), progress=False, devices=ONE)
     out.update(root=root, gmm_dir=gmm_dir, tofm_dir=str(root / "tofm"), tofm_config=tofm)
@@ -79,15 +80,14 @@ def test_igmm_stage_trains_and_scores_the_warp_against_the_true_one(chain):
 
 
 def test_warps_and_limbs_are_written_for_both_splits_and_read_by_the_tofm(chain):
-    assert chain["warp_files"] == {"train": 16, "test_paired": 8}
-    assert chain["limb_files"] == {"train": 16, "test_paired": 8}
+    assert chain["warp_files"] == {"train": 16, "test": 8, "test_paired": 8}
+    assert chain["limb_files"] == {"train": 16, "test": 8, "test_paired": 8}
     root = chain["root"]
-    for split in ("train", "test_paired"):
+    for split in ("train", "test", "test_paired"):
         names = data.names(cfg("gmm"), split)
         for im_name, c_name in names:
             assert os.path.isfile(root / "warp" / split / "warp-cloth" / c_name)
             assert os.path.isfile(root / "limbs" / split / "limb-mask" / (im_name[:-4] + ".png"))
-    assert set(chain["tofm"]) == {"paired"}          # eval.quality off: no unpaired pass
     m = chain["tofm"]["paired"]
     assert m["count"] == 8 and 0 <= m["ssim"] <= 1 and 0 < m["alpha"] < 1
     assert 0 <= chain["lpm"]["eval"]["limb_iou"] <= 1
@@ -98,16 +98,18 @@ def test_warps_and_limbs_are_written_for_both_splits_and_read_by_the_tofm(chain)
 
 
 def test_tofm_evaluation_scores_paired_and_unpaired_try_ons(chain):
-    """What `python -m common.evaluate --config=configs/avton/viton_tofm.py:test` prints:
-    the paired pass (L1, SSIM, LPIPS against the photo) and the unpaired pass (FID, IS);
-    without converted weights the LPIPS / Inception networks are stand-ins, so named."""
-    from common.runner import evaluate_checkpoint
-    res = evaluate_checkpoint(cfg("tofm"), chain["tofm_dir"], progress=False)
+    """The passes `python -m common.evaluate --config=configs/avton/viton_tofm.py:test`
+    prints (the run's final evaluation): paired (L1, SSIM, LPIPS against the photo) on
+    test_paired and unpaired (FID of the try-ons against the photos, IS) on test; without
+    converted weights the LPIPS / Inception networks are stand-ins, and so named."""
+    res = chain["tofm"]
     assert set(res) == {"paired", "unpaired"}
     p, u = res["paired"], res["unpaired"]
     assert p["count"] == 8 and 0 <= p["ssim"] <= 1 and p["lpips_alex_stand_in"] > 0
     assert set(u) == {"count", "fid_stand_in", "is_stand_in", "is_std_stand_in"} and u["count"] == 8
     assert u["fid_stand_in"] > 0 and u["is_stand_in"] >= 1.0
+    summary = TryonTask(cfg("tofm")).summarize(res)
+    assert "unpaired (tofm, 8 images): fid_stand_in=" in summary
 
 
 def test_tofm_run_resumes_exactly_after_kill_9(tmp_path):
