@@ -135,3 +135,16 @@ def test_campus_test_preset_is_scored_by_pcp_per_actor():
     assert m["frames"] == 4 and {"PCP_actor1", "PCP_actor2", "PCP_actor3", "PCP", "PCP_torso"} <= set(m)
     assert all(0.0 <= m[k] <= 100.0 for k in m if k.startswith("PCP"))
     assert Pose3DTask(c).summarize(results).splitlines()[0].split()[1] == "PCP_actor1"
+
+
+def test_the_shelf_builder_reads_manual_dir_and_a_failed_build_writes_nothing(tmp_path):
+    """mvp_shelf over a manual_dir: a folder with 10 frames cannot hold the official ranges (up to
+    frame 3199); the error names actorsGT.mat and no dataset version is left behind."""
+    from common.data import sources
+    root = str(tmp_path / "Shelf")
+    data.write_actor_standin(root, "shelf", "voxelpose_pesudo_gt_shelf.pickle")
+    with pytest.raises(data.BadFile, match="actorsGT.mat: frame 10 is asked for, the file has 10 frames"):
+        sources.prepare("mvp_shelf", str(tmp_path / "tfds"), manual_dir=root, builder="mvp.data")
+    assert not os.path.exists(tmp_path / "tfds" / "mvp_shelf" / "default" / "1.0.0")
+    with pytest.raises((AssertionError, FileNotFoundError), match="(?s)nowhere.*CampusSeq1.*actorsGT.mat"):
+        sources.prepare("mvp_campus", str(tmp_path / "tfds"), manual_dir=str(tmp_path / "nowhere"), builder="mvp.data")
