@@ -28,7 +28,9 @@ test the plumbing, never comparable with published figures.
 per pair (paired setting) and/or `fid`, `is`, `is_std` over the whole pass (unpaired).
 """
 import argparse
+import functools
 import logging
+import os
 import re
 from typing import Mapping, Sequence
 
@@ -37,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common.errors import ConfigError, UserError, first_line
 from common.layers import alexnet, inception, vgg
 
 log = logging.getLogger(__name__)
@@ -175,24 +178,33 @@ def stand_in_variables(module: nn.Module, *args, seed: int = 0) -> dict:
     return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
+def _load(path: str, what: str, command: str) -> dict:
+    from common.checkpoint import load_any
+    try:
+        return load_any(path)
+    except (FileNotFoundError, KeyError, UserError) as e:
+        raise ConfigError(f"{what} weights {path}: {first_line(e)}; write them with {command} "
+                          "(or give no path for a random stand-in, reported as *_stand_in)") from e
+
+
 class QualityNetworks:
     """The LPIPS and Inception networks of an evaluation, with their weights: converted
     checkpoints (`lpips_checkpoint`, `inception_checkpoint`) or, when a path is empty, a
-    random-init stand-in (seed 0) whose metrics are reported as `<name>_stand_in`."""
+    random-init stand-in (seed 0) whose metrics are reported as `<name>_stand_in`. A path
+    that does not exist is an error here; the weights are read at their first use (a paired
+    pass never reads the Inception)."""
 
     def __init__(self, lpips_net: str = "alex", lpips_checkpoint: str = "", inception_checkpoint: str = "",
                  inception_size: int = inception.FID_SIZE):
-        from common.checkpoint import load_any
         self.lpips_net = lpips_net
         self.lpips = LPIPS(lpips_net)
         self.inception = inception.InceptionV3(size=inception_size)
-        z = jnp.zeros((1, 64, 64, 3))
-        self.lpips_real = bool(lpips_checkpoint)
-        self.lpips_vars = load_any(lpips_checkpoint) if lpips_checkpoint else \
-            stand_in_variables(self.lpips, z, z)
-        self.inception_real = bool(inception_checkpoint)
-        self.inception_vars = load_any(inception_checkpoint) if inception_checkpoint else \
-            stand_in_variables(self.inception, z)
+        self._lpips_path, self._inception_path = lpips_checkpoint, inception_checkpoint
+        self.lpips_real, self.inception_real = bool(lpips_checkpoint), bool(inception_checkpoint)
+        for what, path in (("LPIPS", lpips_checkpoint), ("Inception", inception_checkpoint)):
+            if path and not os.path.exists(path):
+                raise ConfigError(f"{what} weights {path} do not exist; {self._command(what)} writes them "
+                                  "(or give no path for a random stand-in, reported as *_stand_in)")
         if not (self.lpips_real and self.inception_real):
             log.warning("image metrics: %s have random-init stand-in weights (reported as *_stand_in); "
                         "convert the public weights with python -m common.image_metrics",
@@ -200,6 +212,23 @@ class QualityNetworks:
                                      if not real))
         self._lpips_fn = jax.jit(lambda v, a, b: self.lpips.apply(v, a, b))
         self._inception_fn = jax.jit(lambda v, x: self.inception.apply(v, x))
+
+    def _command(self, what: str) -> str:
+        if what == "LPIPS":
+            return (f"python -m common.image_metrics lpips weights/v0.1/{self.lpips_net}.pth TRUNK.pth OUT "
+                    f"--net {self.lpips_net}")
+        return "python -m common.image_metrics inception pt_inception-2015-12-05-6726825d.pth OUT"
+
+    @functools.cached_property
+    def lpips_vars(self) -> dict:
+        z = jnp.zeros((1, 64, 64, 3))
+        return _load(self._lpips_path, "LPIPS", self._command("LPIPS")) if self.lpips_real else \
+            stand_in_variables(self.lpips, z, z)
+
+    @functools.cached_property
+    def inception_vars(self) -> dict:
+        return _load(self._inception_path, "Inception", self._command("Inception")) if self.inception_real else \
+            stand_in_variables(self.inception, jnp.zeros((1, 64, 64, 3)))
 
     def name(self, metric: str, real: bool) -> str:
         return metric if real else f"{metric}_stand_in"

@@ -15,6 +15,7 @@ import pytest
 
 from common import checkpoint, image_metrics as im
 from common.convert import NotAModelCheckpoint
+from common.errors import ConfigError
 from common.layers import alexnet, inception
 from tests.common.image_metrics_golden import seeded_state_dict
 from tests.conftest import require
@@ -71,6 +72,15 @@ def test_alexnet_trunk_equals_torchvision_and_lpips_cli(tmp_path):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(NotAModelCheckpoint, match="weights/v0.1/alex.pth"):
         im.convert_lpips([{k: v.numpy() for k, v in tv_sd.items()}], "alex")
+    # an evaluation with the converted weights names the metric plainly; a wrong path names itself
+    nets = im.QualityNetworks("alex", lpips_checkpoint=str(tmp_path / "out"), inception_size=75)
+    assert nets.name("lpips_alex", nets.lpips_real) == "lpips_alex"
+    assert nets.name("fid", nets.inception_real) == "fid_stand_in"
+    y = np.random.default_rng(1).uniform(-1, 1, (2, 64, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(nets.lpips_distance(y, y[::-1]), im.LPIPS("alex").apply(variables, y, y[::-1]),
+                               rtol=1e-6)
+    with pytest.raises(ConfigError, match="nowhere/lpips"):
+        im.QualityNetworks("alex", lpips_checkpoint=str(tmp_path / "nowhere" / "lpips"))
 
 
 def test_fid_inception_equals_pytorch_fid_and_cli(tmp_path):
