@@ -1,7 +1,8 @@
 """Scaling figure: examples/s per device of one model's train step on 1, 2, 4 and 8 fake CPU
 devices, over the data, fsdp and model axes, with the communication XLA inserts.
 
-  python benchmarks/scaling.py --config=configs/metaformer/poolformer_s12.py --batch_per_device 4
+  python benchmarks/scaling.py --config=configs/metaformer/poolformer_s12.py --batch_per_device 4 \
+      [--config.data.image_size=112 ...]     # other flags go to every common.bench run
 
 Each point is its own `python -m common.bench` process (the device count is fixed when JAX
 starts) with XLA_FLAGS=--xla_force_host_platform_device_count=N and the mesh on the command
@@ -25,11 +26,11 @@ LAYOUTS = (
 )
 
 
-def point(config: str, devices: int, mesh: dict, batch: int, steps: int, out: str) -> dict:
+def point(config: str, devices: int, mesh: dict, batch: int, steps: int, out: str, extra=()) -> dict:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     cmd = [sys.executable, "-m", "common.bench", f"--config={config}", "--batch", str(batch),
            "--steps", str(steps), "--rounds", "1", "--matmul_size", "1024", "--json_out", out]
-    cmd += [f"--config.mesh.{axis}={size}" for axis, size in mesh.items()]
+    cmd += [f"--config.mesh.{axis}={size}" for axis, size in mesh.items()] + list(extra)
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
@@ -59,7 +60,7 @@ def main():
     p.add_argument("--devices", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out_dir", default=os.path.join(ROOT, "benchmarks", "scaling"))
-    a = p.parse_args()
+    a, extra = p.parse_known_args()
     os.makedirs(a.out_dir, exist_ok=True)
     rows = []
     for n in [int(d) for d in a.devices.split(",")]:
@@ -69,14 +70,15 @@ def main():
                 continue           # one device: every layout is the same program
             tag = "_".join(f"{k}{v}" for k, v in mesh.items())
             r = point(a.config, n, mesh, a.batch_per_device * n, a.steps,
-                      os.path.join(a.out_dir, f"n{n}_{tag}.json"))
+                      os.path.join(a.out_dir, f"n{n}_{tag}.json"), extra)
             r["layout"] = name
             rows.append(r)
             print(f"{n} devices {name:16s} {r['train_examples_per_s']:7.2f} ex/s  "
                   f"{r['train_collectives']}", flush=True)
     base = rows[0]["train_examples_per_s"]
     md = (f"# Scaling: {rows[0]['model']} train step on fake CPU devices\n\n"
-          f"`python benchmarks/scaling.py --config={a.config} --batch_per_device {a.batch_per_device}` on "
+          f"`python benchmarks/scaling.py --config={a.config} --batch_per_device {a.batch_per_device} "
+          f"{' '.join(extra)}` on "
           f"{rows[0]['machine']['cpu']} ({rows[0]['machine']['cpu_count']} cores), jax "
           f"{rows[0]['machine']['jax']}. Every fake device shares the same cores, so the ideal is a "
           "constant total (\"vs 1 device\" = 1.00); the loss below it is what partitioning and the "

@@ -231,14 +231,21 @@ def _chunks(config) -> bool:
     return bool(config.model.name) and models.accepts(config.model.name, "token_chunk")
 
 
-def build_reference(spec: str, num_classes: int):
-    """`timm:NAME`, or `PKG:NAME@CHECKOUT` -> PKG.reference.build_official(NAME, CHECKOUT)."""
+def build_reference(spec: str, num_classes: int, input_shape=None, model_kwargs=None):
+    """`timm:NAME`, or `PKG:NAME@CHECKOUT` -> PKG.reference.build_official(NAME, CHECKOUT), given
+    `num_classes`, the input's NHWC / NTHWC `input_shape` and our `config.model.kwargs` where the
+    builder takes them (a video model is built for its clip size and its window overrides)."""
+    import inspect
     kind, _, rest = spec.partition(":")
     if kind == "timm":
         import timm
         return timm.create_model(rest, pretrained=False, num_classes=num_classes)
     name, _, path = rest.partition("@")
-    return importlib.import_module(f"{kind}.reference").build_official(name, path)
+    build = importlib.import_module(f"{kind}.reference").build_official
+    params = inspect.signature(build).parameters
+    given = {k: v for k, v in (("num_classes", num_classes), ("input_shape", input_shape),
+                               ("model_kwargs", model_kwargs)) if k in params}
+    return build(name, path, **given)
 
 
 def torch_steps(model, input_shape_nhwc, num_classes: int, bf16: bool = False):
@@ -306,7 +313,9 @@ def run_benchmark(config, batch: int, steps: int, reference: str = "", rounds: i
     trains, infers = {"ours": train}, {"ours": infer}
     ref_facts = {}
     if reference:
-        r_train, r_infer, ref_facts = torch_steps(build_reference(reference, config.model.num_classes),
+        r_train, r_infer, ref_facts = torch_steps(build_reference(reference, config.model.num_classes,
+                                                                  facts["input_shape"],
+                                                                  config.model.get("kwargs", {}).to_dict()),
                                                   tuple(facts["input_shape"]), config.model.num_classes,
                                                   bf16=config.model.dtype == "bfloat16")
         trains["reference"], infers["reference"] = r_train, r_infer

@@ -61,3 +61,36 @@ def test_gpu_script_dry_run_on_the_cpu(tmp_path):
     r = json.load(open(out / "poolformer_s12.json"))
     assert r["batch"] == 4 and r["train_examples_per_s"] > 0 and r["reference"] == "timm:poolformer_s12"
     assert r["reference_train_examples_per_s"] > 0 and r["machine"]["cpu"] and r["machine"]["jax"]
+
+
+def test_collectives_counts_what_a_data_and_model_mesh_inserts():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    mesh = Mesh(np.array(jax.devices()[:4]).reshape(2, 2), ("data", "model"))
+    x = jax.device_put(jnp.ones((8, 64)), NamedSharding(mesh, P("data", None)))
+    w = jax.device_put(jnp.ones((64, 128)), NamedSharding(mesh, P(None, "model")))
+    grad = jax.jit(jax.grad(lambda w, x: jnp.mean(jnp.tanh(x @ w) ** 2)),
+                   out_shardings=NamedSharding(mesh, P(None, "model")))
+    out = bench.collectives(grad.lower(w, x).compile())
+    # the weight gradient is summed over the data axis: one all-reduce of the local [64, 64] shard
+    assert out["all-reduce"] == {"ops": 1, "bytes": 64 * 64 * 4}, out
+    assert bench.collectives(jax.jit(lambda a: a * 2).lower(jnp.ones(4)).compile()) == {}
+
+
+def test_reference_builders_get_the_clip_shape_and_model_kwargs(monkeypatch):
+    import types
+    seen = {}
+    fake = types.SimpleNamespace(build_official=lambda name, path, num_classes=1, input_shape=None,
+                                 model_kwargs=None: seen.update(name=name, path=path, n=num_classes,
+                                                                shape=input_shape, kw=model_kwargs))
+    monkeypatch.setattr(bench.importlib, "import_module", lambda name: fake)
+    bench.build_reference("fakepkg:tiny@/ckpt", 7, [2, 16, 224, 224, 3], {"fine_pysizes": ((8, 7, 7),)})
+    assert seen == {"name": "tiny", "path": "/ckpt", "n": 7, "shape": [2, 16, 224, 224, 3],
+                    "kw": {"fine_pysizes": ((8, 7, 7),)}}
+    only_classes = types.SimpleNamespace(build_official=lambda name, path, num_classes=1, **kw:
+                                         seen.update(kw=kw, n=num_classes))
+    monkeypatch.setattr(bench.importlib, "import_module", lambda name: only_classes)
+    bench.build_reference("fakepkg:tiny@/ckpt", 3, [2, 8, 8, 3], {"x": 1})
+    assert seen["kw"] == {} and seen["n"] == 3     # a builder without those parameters is not given them

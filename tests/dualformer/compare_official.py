@@ -15,7 +15,8 @@ import numpy as np
 
 from dualformer.convert import convert_state_dict
 from dualformer.model import VARIANTS, create_model
-from tests.dualformer.make_golden import Recognizer, load_official, randomise
+from dualformer.reference import Recognizer, load_official
+from tests.dualformer.make_golden import randomise
 
 
 def main():

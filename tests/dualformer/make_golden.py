@@ -14,57 +14,15 @@ stage 2 fine (1,2,2) only; stage 3 full global attention.
 """
 import argparse
 import os
-import types
 
 import numpy as np
+
+from dualformer.reference import Recognizer, load_official
 
 TINY = dict(video_size=(4, 224, 224), embed_dims=[8, 16, 32, 64], num_heads=[1, 2, 2, 4], depths=[2, 2, 2, 2],
             qkv_bias=True, local_sizes=[(2, 7, 7)] * 4, fine_pysizes=[(2, 7, 7)] * 4, coarse_pysizes=[(2, 4, 4)] * 4)
 NUM_CLASSES = 5
 SCALE = 64.0  # the clip is stored as uint8; the model sees (clip - 128) / SCALE
-
-
-def load_official(checkout: str) -> types.ModuleType:
-    """The official backbone module, with its registry/logger/checkpoint imports stubbed."""
-    path = os.path.join(checkout, "mmaction/models/backbones/dualformer.py")
-    src = open(path).read()
-    stubs = {"from mmcv.runner import load_checkpoint": "load_checkpoint = None",
-             "from mmaction.utils import get_root_logger": "get_root_logger = None",
-             "from ..builder import BACKBONES": "class BACKBONES:\n"
-                                                "    register_module = staticmethod(lambda: (lambda c: c))"}
-    for old, new in stubs.items():
-        assert old in src, f"{path} changed: {old!r} not found"
-        src = src.replace(old, new)
-    mod = types.ModuleType("official_dualformer")
-    exec(compile(src, path, "exec"), mod.__dict__)
-    return mod
-
-
-class Recognizer:
-    """Backbone + mmaction I3DHead (avg pool -> dropout -> fc_cls), as state_dict keys expect."""
-
-    def __new__(cls, official, num_classes, **kw):
-        import torch.nn as nn
-
-        class _Head(nn.Module):
-            def __init__(self, c):
-                super().__init__()
-                self.fc_cls = nn.Linear(c, num_classes)
-
-            def forward(self, x):  # [B, C, D, H, W]
-                return self.fc_cls(x.mean(dim=(2, 3, 4)))
-
-        class _Rec(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.backbone = official.DualFormer(**kw)
-                self.cls_head = _Head(kw["embed_dims"][-1])
-
-            def forward(self, x):
-                f = self.backbone(x)
-                return f, self.cls_head(f)
-
-        return _Rec()
 
 
 def randomise(model, seed: int) -> None:
