@@ -227,14 +227,18 @@ class SyntheticShapes(CocoFormat):
     BUILDER_CONFIGS = [
         tfds.core.BuilderConfig(name="default", description="512 train / 64 validation images"),
         tfds.core.BuilderConfig(name="small", description="16 train / 8 validation images (tests)"),
+        tfds.core.BuilderConfig(name="easy", description="1,024 train / 128 validation images of the easy "
+                                                         "style: 64-96 px, 1-3 objects (the CPU demo)"),
     ]
-    SIZES = {"default": {"train": 512, "val": 64}, "small": {"train": 16, "val": 8}}
+    SIZES = {"default": {"train": 512, "val": 64}, "small": {"train": 16, "val": 8},
+             "easy": {"train": 1024, "val": 128}}
+    STYLE = {"default": "default", "small": "default", "easy": "easy"}
 
     def _root(self, dl_manager):
         from pnp_detr import synthetic_shapes
         root = os.path.join(os.fspath(dl_manager.download_dir), f"synthetic_shapes_{self.builder_config.name}")
         for split, n in self.SIZES[self.builder_config.name].items():
-            synthetic_shapes.write_coco_folder(root, split, n)
+            synthetic_shapes.write_coco_folder(root, split, n, self.STYLE[self.builder_config.name])
         return root
 
 

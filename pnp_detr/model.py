@@ -51,6 +51,7 @@ class PnPDETR(nn.Module):
     backbone_layers: tuple = (3, 4, 6, 3)
     backbone_block: str = "bottleneck"
     backbone_base_width: int = 64
+    backbone_planes: tuple = (64, 128, 256, 512)   # torchvision's; the CPU demo narrows them
     dilation: bool = False                # DC5: layer4 dilated, stride 16
     # DETR: FrozenBatchNorm everywhere and stem + layer1 frozen (models/backbone.py); a model
     # trained from scratch (the CPU demo) needs "batch" and 0
@@ -76,6 +77,7 @@ class PnPDETR(nn.Module):
         if self.use_sampler and alpha is None:
             raise ValueError("PnP-DETR needs the poll ratio alpha")
         backbone = ResNet(layers=self.backbone_layers, block=self.backbone_block, base_width=self.backbone_base_width,
+                          planes=self.backbone_planes,
                           norm=self.backbone_norm, frozen_stages=self.frozen_stages,
                           replace_stride_with_dilation=(False, False, self.dilation),
                           dtype=self.dtype, name="backbone")

@@ -10,8 +10,11 @@ Three categories with non-contiguous ids, each one shape in one colour:
 Images are 96-192 px per side (both orientations), 1-5 non-overlapping objects each
 (boxes are the tight boxes of the drawn pixels, area = pixel count). Image 0 of every
 split has no object; image 1 of the validation split also holds an iscrowd=1 cluster of
-small triangles (an RLE segmentation, as COCO's crowds). Deterministic in (split, index).
+small triangles (an RLE segmentation, as COCO's crowds). Deterministic in (style, split,
+index). The `easy` style (the CPU demo) draws 64-96 px images with 1-3 objects of 16 px
+to 0.6 of the side, so a small model learns them in minutes.
 """
+import dataclasses
 import json
 import os
 
@@ -24,7 +27,18 @@ CATEGORIES = [
     {"id": 18, "name": "triangle", "supercategory": "shape"},
 ]
 COLOURS = {1: (220, 40, 40), 3: (40, 200, 60), 18: (50, 80, 230)}
-MIN_SIDE, MAX_SIDE = 96, 192
+
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    sides: tuple[int, int] = (96, 192)         # image width and height, each uniform in [lo, hi]
+    max_objects: int = 5
+    min_object: int = 16                       # object box side in px, at least
+    max_fraction: float = 0.55                 # and at most this fraction of the image side
+
+
+STYLES = {"default": Style(), "easy": Style(sides=(64, 96), max_objects=3, max_fraction=0.6)}
+MIN_SIDE, MAX_SIDE = STYLES["default"].sides
 _SPLIT_SEED = {"train": 0, "val": 1}
 _ID_BASE = {"train": 1_000, "val": 500_000}
 
@@ -71,19 +85,20 @@ def _paint(canvas: np.ndarray, mask: np.ndarray, colour, rng) -> None:
     canvas[mask] = np.clip(np.asarray(colour) + jitter, 0, 255).astype(np.uint8)
 
 
-def make_image(split: str, index: int):
+def make_image(split: str, index: int, style: str = "default"):
     """(uint8 [H, W, 3] image, list of annotation dicts without ids)."""
+    st = STYLES[style]
     rng = np.random.default_rng([_SPLIT_SEED[split], index])
-    w, h = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, 2))
+    w, h = (int(v) for v in rng.integers(st.sides[0], st.sides[1] + 1, 2))
     base = rng.integers(70, 180)
     canvas = np.clip(base + rng.normal(0, 18, (h, w, 3)), 0, 255).astype(np.uint8)
     anns, taken = [], np.zeros((h, w), bool)
-    n_objects = 0 if index == 0 else int(rng.integers(1, 6))
+    n_objects = 0 if index == 0 else int(rng.integers(1, st.max_objects + 1))
     for _ in range(n_objects):
         for _ in range(20):                      # rejection: objects do not overlap
             cat = int(rng.choice([c["id"] for c in CATEGORIES]))
-            bw = int(rng.integers(16, int(0.55 * w) + 1))
-            bh = int(rng.integers(16, int(0.55 * h) + 1))
+            bw = int(rng.integers(st.min_object, int(st.max_fraction * w) + 1))
+            bh = int(rng.integers(st.min_object, int(st.max_fraction * h) + 1))
             x0, y0 = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
             if taken[y0:y0 + bh, x0:x0 + bw].any():
                 continue
@@ -107,15 +122,17 @@ def make_image(split: str, index: int):
     return canvas, anns
 
 
-def write_coco_folder(root: str, split: str, num_images: int) -> str:
+def write_coco_folder(root: str, split: str, num_images: int, style: str = "default") -> str:
     """Writes the split's images and annotation file under root; returns the json path."""
     if split not in _SPLIT_SEED:
         raise ValueError(f"split {split!r} is not one of {sorted(_SPLIT_SEED)}")
+    if style not in STYLES:
+        raise ValueError(f"style {style!r} is not one of {sorted(STYLES)}")
     os.makedirs(os.path.join(root, "images"), exist_ok=True)
     os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
     images, annotations = [], []
     for i in range(num_images):
-        image, anns = make_image(split, i)
+        image, anns = make_image(split, i, style)
         image_id = _ID_BASE[split] + 7 * i
         name = f"{split}_{i:06d}.png"
         Image.fromarray(image).save(os.path.join(root, "images", name))
@@ -123,7 +140,7 @@ def write_coco_folder(root: str, split: str, num_images: int) -> str:
                        "license": 1})
         for a in anns:
             annotations.append({"id": _ID_BASE[split] * 10 + len(annotations) + 1, "image_id": image_id, **a})
-    data = {"info": {"description": "synthetic shapes (pnp_detr.synthetic_shapes)", "version": "1.0"},
+    data = {"info": {"description": f"synthetic shapes, {style} style (pnp_detr.synthetic_shapes)", "version": "1.0"},
             "licenses": [{"id": 1, "name": "generated"}],
             "images": images, "annotations": annotations, "categories": CATEGORIES}
     path = os.path.join(root, "annotations", f"instances_{split}.json")

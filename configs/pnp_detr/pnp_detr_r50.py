@@ -97,12 +97,21 @@ def apply_preset(c, arg: str):
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
         # from scratch, a frozen random stem and FrozenBatchNorm (DETR's setting for an
-        # ImageNet-pretrained backbone) cannot learn: every stage trains, with BatchNorm
+        # ImageNet-pretrained backbone) cannot learn: every stage trains, with BatchNorm;
+        # planes / 4 so the backbone costs what the transformer costs, on the easy stand-in
         k.backbone_norm, k.frozen_stages = "batch", 0
+        k.backbone_planes, k.backbone_base_width = (16, 32, 64, 128), 64
         c.optim.groups = ()
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 16, 32, 1500
+        d.name = "synthetic_shapes/easy"
+        d.scales, d.max_size = (64, 72, 80, 88, 96), 96
+        d.crop_scales, d.crop_size = (64, 80), (48, 80)
+        d.eval_size = 96
+        d.canvases = ((96, 96),)
+        d.max_boxes = 4
+        c.schedule.name, c.schedule.warmup_epochs = "cosine", 1.0
+        c.schedule.warmup_init_lr, c.schedule.min_lr = 1e-5, 1e-5
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 16, 32, 2000
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 500, 500
-
 
 def get_config(arg=None):
     return recipe("pnp_detr_r50", arg)
