@@ -106,6 +106,13 @@ class MakeupTask(DatasetTask):
         return {"generator": (g_tx, g_lr), "disc": (d_tx, d_lr)}
 
     def init(self, rng) -> TrainState:
+        # The non-partitionable threefry: XLA:CPU compiles this init's ~80 random draws several
+        # times faster (the test preset's init: 37 s -> 10 s of CPU), and every device still
+        # computes the same values.
+        with jax.threefry_partitionable(False):
+            return self._init(rng)
+
+    def _init(self, rng) -> TrainState:
         s = int(self.config.data.image_size)
         k_g, k_a, k_b, k_v = jax.random.split(rng, 4)
         x = jnp.zeros((1, s, s, 3))

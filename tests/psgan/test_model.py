@@ -55,7 +55,8 @@ def _faces(size=64, n=2, seed=0):
 def tiny():
     G = M.create_model("tiny")
     x, m, d = _faces()
-    v = G.init(jax.random.PRNGKey(0), x[:1], x[:1], m[:1], m[:1], d[:1], d[:1])
+    with jax.threefry_partitionable(False):          # as MakeupTask.init: compiles several times faster
+        v = jax.jit(G.init)(jax.random.PRNGKey(0), x[:1], x[:1], m[:1], m[:1], d[:1], d[:1])
     return G, v, x, m, d
 
 

@@ -3,7 +3,7 @@ MT folder: D_A, D_B and G update in one step, evaluation prints the regression m
 resumes exactly (in process and after kill -9), 8 devices give the step of 1, and the
 transfer CLI writes its result and grid (partial, degree, removal) with clear input errors."""
 import os
-import shutil
+import re
 import subprocess
 import sys
 import time
@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
     return workdir, metrics
 
 
-def test_trains_both_discriminators_and_the_generator_and_evaluates(trained, tmp_path):
+def test_trains_both_discriminators_and_the_generator_and_evaluates(trained):
     workdir, metrics = trained
     rows = _rows(workdir)
     assert [r[0] for r in rows] == [1, 2, 3, 4]
@@ -59,14 +59,7 @@ def test_trains_both_discriminators_and_the_generator_and_evaluates(trained, tmp
     assert moved(nets["disc_a"]["spectral_stats"]["main_0"]["u"], init["disc_a"].model_state["spectral_stats"]["main_0"]["u"])
     # the table common.evaluate prints
     table = run.task.summarize(metrics)
-    assert "lip" in table and "SSIM" in table
-
-    # resume from the step-2 checkpoint in process: steps 3..4 and the evaluation are the same
-    resumed = str(tmp_path / "resumed")
-    shutil.copytree(workdir, resumed)
-    shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
-    again = train.train_and_evaluate(load_config(CONFIG, "test"), resumed, progress=False)
-    assert _rows(resumed) == rows and again == metrics
+    assert "lip" in table and "SSIM" in table        # (exact resume: test_resumes_exactly_after_kill_9)
 
 
 _SUBPROCESS = """
@@ -103,24 +96,30 @@ def test_resumes_exactly_after_kill_9(trained, tmp_path):
 def test_step_on_8_devices_equals_1_device():
     assert jax.device_count() == 8
 
-    def two_steps(mesh, devices):
+    def run(mesh, devices):
         c = load_config(CONFIG, "test")
         c.unlock()
         c.mesh = mesh
-        r = Run(c, devices)
-        state, step = r.init_state(), r.jit_train_step()
-        batch = r.task.synthetic_batch(8)
+        return Run(c, devices)
+
+    def two_steps(r, state):
+        step, batch = r.jit_train_step(), r.task.synthetic_batch(8)
         out = []
         for i in range(2):
             state, m = step(state, sharding.global_batch(batch, r.mesh), jax.random.PRNGKey(i))
             out.append([float(m[k]) for k in KEYS])
         return out
 
-    np.testing.assert_allclose(two_steps({"data": 8, "fsdp": 1, "model": 1}, jax.devices()),
-                               two_steps({"data": 1, "fsdp": 1, "model": 1}, jax.devices()[:1]), rtol=2e-4)
+    r8, r1 = run({"data": 8, "fsdp": 1, "model": 1}, jax.devices()), run({"data": 1, "fsdp": 1, "model": 1},
+                                                                         jax.devices()[:1])
+    state8 = r8.init_state()
+    # the same initial state on one device (one init program fewer to compile)
+    state1 = jax.device_put(jax.tree_util.tree_map(np.asarray, state8), r1.state_sharding)
+    m8, m1 = two_steps(r8, state8), two_steps(r1, state1)
+    np.testing.assert_allclose(m8, m1, rtol=2e-4)          # step 2 runs on the networks step 1 updated
 
 
-def test_transfer_cli_pictures_and_input_errors(trained, tmp_path):
+def test_transfer_cli_pictures_and_input_errors(trained, tmp_path, capsys):
     from PIL import Image
     from psgan import synthetic
     from psgan.transfer import main
@@ -132,6 +131,9 @@ def test_transfer_cli_pictures_and_input_errors(trained, tmp_path):
     cfg = f"{CONFIG}:test"
     assert main([f"--config={cfg}", f"--checkpoint={workdir}", src, ref, "--regions", "lip,eye", "--degree", "0.5",
                  "--out", out]) == 0
+    printed = capsys.readouterr().out                             # lip / skin / eye: result / source
+    dist = [float(v) for v in re.findall(r"(?:lip|skin|eye) ([0-9.]+) / ([0-9.]+)", printed)[0]]
+    assert all(0.0 <= v <= 1.0 for v in dist) and dist[1] > 0.0, printed
     result = Image.open(os.path.join(out, "n0000_m0000.png"))
     grid = Image.open(os.path.join(out, "n0000_m0000_grid.png"))
     assert result.size == (80, 80) and grid.size[0] > 5 * 64 and grid.size[1] > 2 * 64
