@@ -7,8 +7,10 @@ Control accuracy
   (quirks kept: the first entries compare the initial state).
 - `bar_densities` / `density_following`: offline re-analysis closer to the paper's §5.5:
   the achieved density of generated bar b is the number of distinct onset ticks (beat
-  tokens) in it; it is compared with the requested class of the b-th bar row of the control
-  array (the bar token's density - 1). Reported: mean |achieved - requested|, that divided by
+  tokens) in it (the official count: len(beat_num) - 1 of inference_from_scratch); it is
+  compared with the requested class of the b-th bar row of the control array (the bar
+  token's density - 1), over the bars the generation completed (the loop stops when the
+  controls run out, which leaves the last bar empty). Reported: mean |achieved - requested|, that divided by
   9.9 (the paper's normalisation: mean simu-notes per bar of the data), the fraction of
   bars within +-1, and the Spearman correlation over bars.
 
@@ -50,9 +52,11 @@ def official_control_errors(err_strength, err_density) -> dict:
             "density_error": float(np.mean(err_density)) / DENSITY_NORM if len(err_density) else float("nan")}
 
 
-def bar_densities(words: np.ndarray) -> np.ndarray:
-    """Distinct onset ticks per bar of model-order rows [N, >= 2] (barbeat, type first)."""
-    out, ticks = [], None
+def bar_densities(words: np.ndarray, complete: bool = False) -> np.ndarray:
+    """Distinct onset ticks per bar of model-order rows [N, >= 2] (barbeat, type first).
+    `complete`: only bars closed by the next Bar token or EOS (the control loop stops as soon
+    as the controls run out, which cuts the last bar short)."""
+    out, ticks, closed = [], None, False
     for w in np.asarray(words):
         barbeat, kind = int(w[0]), int(w[1])
         if kind == TYPE_M and barbeat == BAR:
@@ -62,8 +66,9 @@ def bar_densities(words: np.ndarray) -> np.ndarray:
         elif kind == TYPE_M and 0 < barbeat < BAR and ticks is not None:
             ticks.add(barbeat)
         elif kind == 0:
+            closed = True
             break
-    if ticks is not None:
+    if ticks is not None and (closed or not complete):
         out.append(len(ticks))
     return np.asarray(out, np.int64)
 
@@ -76,7 +81,7 @@ def requested_densities(controls: np.ndarray) -> np.ndarray:
 
 def density_following(words: np.ndarray, controls: np.ndarray) -> dict:
     from scipy.stats import spearmanr
-    got, want = bar_densities(words), requested_densities(controls)
+    got, want = bar_densities(words, complete=True), requested_densities(controls)
     n = min(len(got), len(want))
     got, want = got[:n], want[:n]
     if n == 0:

@@ -52,7 +52,7 @@ def get_config(arg=None):
 
 def apply_preset(c, arg: str):
     """The tiny model on the stand-in, dropout off. `test`: 4 steps of 8 songs x 128
-    positions on the small stand-in (seconds), lr 1e-3; `demo`: 1,200 steps of 4 windows of
+    positions on the small stand-in (seconds), lr 1e-3; `demo`: 2,400 steps of 4 windows of
     512 rows, lr 3e-3 (see cmt/README.md for its figures)."""
     c.model.name = "cmt:tiny"
     c.model.kwargs.dropout = 0.0
@@ -71,7 +71,7 @@ def apply_preset(c, arg: str):
         # 16-bar songs in windows of 512 rows from a random bar: every tick is trained and the
         # windows are as long as a 16-bar ramp's generation (cmt/README.md, "the demo")
         d.seq_len, d.crop = 512, "bar"
-        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 1200
+        c.batch_size, c.eval_batch_size, c.num_train_steps = 4, 8, 2400
         c.optim.lr = 3e-3
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 50, 600, 600
         c.generate.max_tokens = 4000

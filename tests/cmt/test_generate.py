@@ -89,8 +89,11 @@ def test_metrics_and_piano_roll():
     words = np.array([[17, 1, 3, 0, 0, 0, 0, 1, 0], [1, 1, 2, 0, 0, 2, 1, 1, 0], [0, 2, 0, 61, 3, 2, 0, 1, 0],
                       [9, 1, 1, 0, 0, 2, 1, 1, 8], [0, 2, 0, 64, 3, 2, 0, 1, 8], [17, 1, 1, 0, 0, 0, 0, 1, 16]])
     np.testing.assert_array_equal(metrics.bar_densities(words), [2, 0])
-    f = metrics.density_following(words, np.array([[17, 3, 0, 0, 32, 1], [17, 1, 0, 16, 32, 51]]))
+    np.testing.assert_array_equal(metrics.bar_densities(words, complete=True), [2])   # the last bar is open
+    ramp = np.array([[17, 3, 0, 0, 32, 1], [17, 1, 0, 16, 32, 51]])
+    f = metrics.density_following(np.concatenate([words, np.zeros((1, 9), int)]), ramp)   # closed by EOS
     assert f["requested"] == [2, 0] and f["achieved"] == [2, 0] and f["density_mae"] == 0
+    assert metrics.density_following(words, ramp)["achieved"] == [2]
     scale = {"Piano": [[i, 60 + i, 1] for i in range(12)]}
     assert np.isclose(metrics.pitch_class_entropy(scale), np.log2(12))
     assert metrics.grooving_similarity({"Piano": [[0, 60, 1], [16, 60, 1], [32, 62, 1]]}) == 1.0
