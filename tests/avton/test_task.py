@@ -160,7 +160,7 @@ def _smooth(batch, h=64, w=48):
     return {**batch, "cloth": field(1.5).astype(np.float32), "parse_cloth": field(1.2).astype(np.float32)}
 
 
-@pytest.mark.parametrize("stage", ["gmm", "tofm"])
+@pytest.mark.parametrize("stage", ["gmm", "lpm", "tofm"])
 def test_step_on_8_devices_equals_1_device(stage):
     assert jax.device_count() == 8
 
