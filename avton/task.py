@@ -331,7 +331,7 @@ class TryonTask(DatasetTask):
     def quality_nets(self) -> image_metrics.QualityNetworks:
         e = self.config.eval
         return image_metrics.QualityNetworks(e.lpips_net, e.lpips_checkpoint, e.inception_checkpoint,
-                                             e.inception_size)
+                                             e.inception_size, e.is_network, e.is_checkpoint)
 
     def eval_step(self, state: TrainState, batch, setting: str = "paired"):
         out = self.predict_step(state, batch)

@@ -19,7 +19,8 @@ Weights: `python -m common.image_metrics lpips LIN.pth BACKBONE.pth OUT --net al
 (lin weights: the lpips package's weights/v0.1/alex.pth or vgg.pth; backbone: torchvision's
 alexnet-owt-7be5be79.pth / vgg16-397923af.pth, or a whole LPIPS state_dict as both) and
 `python -m common.image_metrics inception pt_inception-2015-12-05-6726825d.pth OUT`
-(pytorch-fid's FID weights). Without weights, `QualityNetworks` builds random-init
+(pytorch-fid's FID weights; `--blocks torchvision` with torchvision's
+inception_v3_google-0cc3c7bd.pth for inception-score-pytorch's IS). Without weights, `QualityNetworks` builds random-init
 stand-ins and every metric it reports is named `<metric>_stand_in`: numbers that only
 test the plumbing, never comparable with published figures.
 
@@ -124,6 +125,7 @@ def frechet_distance_lowrank(features_a: np.ndarray, features_b: np.ndarray) -> 
 
 
 FID_METHODS = ("sqrtm", "lowrank")
+IS_NETWORKS = ("fid", "torchvision")
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray, method: str = "sqrtm") -> float:
@@ -195,13 +197,18 @@ class QualityNetworks:
     pass never reads the Inception)."""
 
     def __init__(self, lpips_net: str = "alex", lpips_checkpoint: str = "", inception_checkpoint: str = "",
-                 inception_size: int = inception.FID_SIZE):
-        self.lpips_net = lpips_net
+                 inception_size: int = inception.FID_SIZE, is_network: str = "fid", is_checkpoint: str = ""):
+        if is_network not in IS_NETWORKS:
+            raise ConfigError(f"unknown IS network {is_network!r}: {' | '.join(IS_NETWORKS)}")
+        self.lpips_net, self.is_network = lpips_net, is_network
         self.lpips = LPIPS(lpips_net)
         self.inception = inception.InceptionV3(size=inception_size)
-        self._lpips_path, self._inception_path = lpips_checkpoint, inception_checkpoint
+        self.is_inception = inception.InceptionV3(size=inception_size, blocks="torchvision", num_classes=1000)
+        self._lpips_path, self._inception_path, self._is_path = lpips_checkpoint, inception_checkpoint, is_checkpoint
         self.lpips_real, self.inception_real = bool(lpips_checkpoint), bool(inception_checkpoint)
-        for what, path in (("LPIPS", lpips_checkpoint), ("Inception", inception_checkpoint)):
+        self.is_real = self.inception_real if is_network == "fid" else bool(is_checkpoint)
+        for what, path in (("LPIPS", lpips_checkpoint), ("Inception", inception_checkpoint),
+                           ("torchvision Inception", is_checkpoint)):
             if path and not os.path.exists(path):
                 raise ConfigError(f"{what} weights {path} do not exist; {self._command(what)} writes them "
                                   "(or give no path for a random stand-in, reported as *_stand_in)")
@@ -212,11 +219,14 @@ class QualityNetworks:
                                      if not real))
         self._lpips_fn = jax.jit(lambda v, a, b: self.lpips.apply(v, a, b))
         self._inception_fn = jax.jit(lambda v, x: self.inception.apply(v, x))
+        self._is_fn = jax.jit(lambda v, x: self.is_inception.apply(v, x)["logits"])
 
     def _command(self, what: str) -> str:
         if what == "LPIPS":
             return (f"python -m common.image_metrics lpips weights/v0.1/{self.lpips_net}.pth TRUNK.pth OUT "
                     f"--net {self.lpips_net}")
+        if what.startswith("torchvision"):
+            return "python -m common.image_metrics inception inception_v3_google-0cc3c7bd.pth OUT --blocks torchvision"
         return "python -m common.image_metrics inception pt_inception-2015-12-05-6726825d.pth OUT"
 
     @functools.cached_property
@@ -229,6 +239,16 @@ class QualityNetworks:
     def inception_vars(self) -> dict:
         return _load(self._inception_path, "Inception", self._command("Inception")) if self.inception_real else \
             stand_in_variables(self.inception, jnp.zeros((1, 64, 64, 3)))
+
+    @functools.cached_property
+    def is_vars(self) -> dict:
+        return _load(self._is_path, "torchvision Inception", self._command("torchvision")) if self._is_path else \
+            stand_in_variables(self.is_inception, jnp.zeros((1, 64, 64, 3)))
+
+    def is_logits(self, images) -> np.ndarray:
+        """The 1000 ImageNet logits of torchvision's Inception (is_network="torchvision")."""
+        x = jnp.clip((jnp.asarray(images) + 1.0) * 0.5, 0.0, 1.0)
+        return np.asarray(self._is_fn(self.is_vars, x))
 
     def name(self, metric: str, real: bool) -> str:
         return metric if real else f"{metric}_stand_in"
@@ -247,17 +267,19 @@ class QualityEvaluator:
     [-1, 1] (and `mask` [B], rows with 0 dropped). Paired (`lpips=True`): the mean LPIPS of
     each fake against its real image. Unpaired (`fid_is=True`): FID between the Inception
     pool3 features of all fakes and all reals, and the Inception Score of the fakes
-    (`is_splits` parts; the 1008 logits without the fc bias, as the original TF code);
+    (`is_splits` parts; is_network "fid": the 1008 logits without the fc bias, as the
+    original TF code and torch-fidelity; "torchvision": the softmax of torchvision's
+    ImageNet Inception-v3, as inception-score-pytorch, the IS ACGPN reports);
     `fid_method` sqrtm (pytorch-fid) | lowrank.
     Every other output goes to `inner` (e.g. a SumEvaluator), whose metrics are merged."""
 
     def __init__(self, nets: QualityNetworks, inner=None, lpips: bool = True, fid_is: bool = True,
-                 is_splits: int = 10, is_logits: str = "logits_unbiased", fid_method: str = "sqrtm"):
+                 is_splits: int = 10, fid_method: str = "sqrtm"):
         if fid_method not in FID_METHODS:
             raise ValueError(f"unknown FID method {fid_method!r}: {' | '.join(FID_METHODS)}")
         self.nets, self.inner, self.use_lpips, self.use_fid = nets, inner, lpips, fid_is
         self.fid_method = fid_method
-        self.is_splits, self.is_logits = is_splits, is_logits
+        self.is_splits = is_splits
         self._lpips, self._fake, self._real, self._logits = [], [], [], []
 
     def add(self, outputs):
@@ -270,7 +292,8 @@ class QualityEvaluator:
         if self.use_fid:
             f, r = self.nets.inception_outputs(fake), self.nets.inception_outputs(real)
             self._fake.append(f["pool3"][keep])
-            self._logits.append(f[self.is_logits][keep])
+            self._logits.append((f["logits_unbiased"] if self.nets.is_network == "fid"
+                                 else self.nets.is_logits(fake))[keep])
             self._real.append(r["pool3"][keep])
         if self.inner is not None:
             self.inner.add(outputs)
@@ -288,8 +311,8 @@ class QualityEvaluator:
             fake = np.concatenate(self._fake)
             out[n.name("fid", n.inception_real)] = fid(fake, np.concatenate(self._real), self.fid_method)
             score, std = inception_score(np.concatenate(self._logits), self.is_splits)
-            out[n.name("is", n.inception_real)] = score
-            out[n.name("is_std", n.inception_real)] = std
+            out[n.name("is", n.is_real)] = score
+            out[n.name("is_std", n.is_real)] = std
         return out
 
 
@@ -341,8 +364,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     lp.add_argument("out_dir", help="directory for the converted orbax checkpoint (new or empty)")
     lp.add_argument("--net", default="alex", choices=sorted(LPIPS_NETS))
     lp.add_argument("--overwrite", action="store_true")
-    convert.add_io_arguments(sub.add_parser("inception", help="pytorch-fid's FID Inception weights"),
-                             "pt_inception-2015-12-05-6726825d.pth")
+    inc = convert.add_io_arguments(sub.add_parser("inception", help="pytorch-fid's FID Inception weights "
+                                                  "(or torchvision's, --blocks torchvision)"),
+                                   "pt_inception-2015-12-05-6726825d.pth (or inception_v3_google-0cc3c7bd.pth)")
+    inc.add_argument("--blocks", default="fid", choices=("fid", "torchvision"))
     args = parser.parse_args(argv)
     if args.network == "lpips":
         def run():
@@ -350,8 +375,9 @@ def main(argv: Sequence[str] | None = None) -> str:
                                                          else [convert.load_state_dict(args.backbone)])
             return convert.write(convert_lpips(sds, args.net), args.lin, args.out_dir, args.overwrite)
         return convert.run_cli(run, args.lin)
-    return convert.run_cli(lambda: convert.write(inception.convert_fid_weights(convert.load_state_dict(args.src)),
-                                                 args.src, args.out_dir, args.overwrite), args.src)
+    return convert.run_cli(lambda: convert.write(
+        inception.convert_fid_weights(convert.load_state_dict(args.src), args.blocks),
+        args.src, args.out_dir, args.overwrite), args.src)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ FIDInceptionA (Mixed_5b/c/d) and FIDInceptionC (Mixed_6b..e) and FIDInceptionE_1
 max-pools in its pool branch. BasicConv2d = conv (no bias) + BatchNorm(eps 1e-3, running
 statistics) + ReLU.
 
+`InceptionV3(blocks="torchvision", num_classes=1000)` is torchvision's own Inception3
+(its pools count the padding, Mixed_7c average-pools): the ImageNet network
+inception-score-pytorch reads (ACGPN's IS).
+
 `InceptionV3()(x)` takes images in [0, 1], [B, H, W, 3], and (as pytorch-fid's
 InceptionV3 with resize_input and normalize_input) resizes them to 299 x 299 bilinearly
 (align_corners=False, no antialiasing) and maps them to [-1, 1]. It returns
@@ -61,16 +65,17 @@ class BasicConv(nn.Module):
         return nn.relu(x)
 
 
-def _avg_pool(x):
-    return nn.avg_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)), count_include_pad=False)
+def _avg_pool(x, count_include_pad=False):
+    return nn.avg_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)), count_include_pad=count_include_pad)
 
 
 def _max_pool(x, stride=2, padding="VALID"):
     return nn.max_pool(x, (3, 3), (stride, stride), padding=padding)
 
 
-class InceptionA(nn.Module):            # FIDInceptionA
+class InceptionA(nn.Module):            # FIDInceptionA (torchvision's InceptionA: count_include_pad)
     pool_features: int
+    count_include_pad: bool = False
 
     @nn.compact
     def __call__(self, x):
@@ -79,7 +84,7 @@ class InceptionA(nn.Module):            # FIDInceptionA
         b3 = BasicConv(64, name="branch3x3dbl_1")(x)
         b3 = BasicConv(96, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(b3)
         b3 = BasicConv(96, (3, 3), padding=(1, 1), name="branch3x3dbl_3")(b3)
-        bp = BasicConv(self.pool_features, name="branch_pool")(_avg_pool(x))
+        bp = BasicConv(self.pool_features, name="branch_pool")(_avg_pool(x, self.count_include_pad))
         return jnp.concatenate([b1, b5, b3, bp], -1)
 
 
@@ -93,8 +98,9 @@ class InceptionB(nn.Module):            # torchvision InceptionB (Mixed_6a)
         return jnp.concatenate([b3, bd, _max_pool(x)], -1)
 
 
-class InceptionC(nn.Module):            # FIDInceptionC
+class InceptionC(nn.Module):            # FIDInceptionC (torchvision's InceptionC: count_include_pad)
     channels_7x7: int
+    count_include_pad: bool = False
 
     @nn.compact
     def __call__(self, x):
@@ -109,7 +115,7 @@ class InceptionC(nn.Module):            # FIDInceptionC
         bd = BasicConv(c7, **row, name="branch7x7dbl_3")(bd)
         bd = BasicConv(c7, **col, name="branch7x7dbl_4")(bd)
         bd = BasicConv(192, **row, name="branch7x7dbl_5")(bd)
-        bp = BasicConv(192, name="branch_pool")(_avg_pool(x))
+        bp = BasicConv(192, name="branch_pool")(_avg_pool(x, self.count_include_pad))
         return jnp.concatenate([b1, b7, bd, bp], -1)
 
 
@@ -126,6 +132,7 @@ class InceptionD(nn.Module):            # torchvision InceptionD (Mixed_7a)
 
 class InceptionE(nn.Module):            # FIDInceptionE_1 (avg pool) / FIDInceptionE_2 (max pool)
     max_pool: bool = False
+    count_include_pad: bool = False      # torchvision's InceptionE
 
     @nn.compact
     def __call__(self, x):
@@ -138,7 +145,7 @@ class InceptionE(nn.Module):            # FIDInceptionE_1 (avg pool) / FIDIncept
         bd = BasicConv(384, (3, 3), padding=(1, 1), name="branch3x3dbl_2")(bd)
         bd = jnp.concatenate([BasicConv(384, **row, name="branch3x3dbl_3a")(bd),
                               BasicConv(384, **col, name="branch3x3dbl_3b")(bd)], -1)
-        pooled = _max_pool(x, 1, ((1, 1), (1, 1))) if self.max_pool else _avg_pool(x)
+        pooled = _max_pool(x, 1, ((1, 1), (1, 1))) if self.max_pool else _avg_pool(x, self.count_include_pad)
         bp = BasicConv(192, name="branch_pool")(pooled)
         return jnp.concatenate([b1, b3, bd, bp], -1)
 
@@ -148,6 +155,7 @@ class InceptionV3(nn.Module):
     normalize_input: bool = True
     num_classes: int = 1008
     size: int = FID_SIZE            # the resize target: 299 as pytorch-fid (smaller in tests, for speed)
+    blocks: str = "fid"             # fid (pytorch-fid's patched blocks) | torchvision (Inception3's own)
 
     @nn.compact
     def __call__(self, x):
@@ -162,15 +170,18 @@ class InceptionV3(nn.Module):
         x = BasicConv(80, name="Conv2d_3b_1x1")(x)
         x = BasicConv(192, (3, 3), name="Conv2d_4a_3x3")(x)
         x = _max_pool(x)
-        x = InceptionA(32, name="Mixed_5b")(x)
-        x = InceptionA(64, name="Mixed_5c")(x)
-        x = InceptionA(64, name="Mixed_5d")(x)
+        if self.blocks not in ("fid", "torchvision"):
+            raise ValueError(f"unknown Inception blocks {self.blocks!r}: fid | torchvision")
+        tv = self.blocks == "torchvision"
+        x = InceptionA(32, tv, name="Mixed_5b")(x)
+        x = InceptionA(64, tv, name="Mixed_5c")(x)
+        x = InceptionA(64, tv, name="Mixed_5d")(x)
         x = InceptionB(name="Mixed_6a")(x)
         for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
-            x = InceptionC(c7, name=name)(x)
+            x = InceptionC(c7, tv, name=name)(x)
         x = InceptionD(name="Mixed_7a")(x)
-        x = InceptionE(False, name="Mixed_7b")(x)
-        x = InceptionE(True, name="Mixed_7c")(x)
+        x = InceptionE(False, tv, name="Mixed_7b")(x)
+        x = InceptionE(not tv, tv, name="Mixed_7c")(x)
         pool3 = x.mean((1, 2))
         fc = nn.Dense(self.num_classes, name="fc")
         logits = fc(pool3)
@@ -197,12 +208,15 @@ def fid_rules():
 FID_IGNORE = (r".*num_batches_tracked", r"AuxLogits\..*")
 
 
-def convert_fid_weights(state_dict: Mapping[str, np.ndarray]) -> dict:
-    """pytorch-fid's pt_inception-2015-12-05 state_dict -> the variables of InceptionV3(),
-    checked leaf by leaf against the model."""
+def convert_fid_weights(state_dict: Mapping[str, np.ndarray], blocks: str = "fid") -> dict:
+    """pytorch-fid's pt_inception-2015-12-05 state_dict (blocks="fid", 1008 classes), or
+    torchvision's inception_v3_google-0cc3c7bd.pth (blocks="torchvision", 1000 classes:
+    the network of inception-score-pytorch) -> the variables of InceptionV3(blocks=...,
+    num_classes=...), checked leaf by leaf against the model."""
     from common.convert import check_against, convert_with_rules
     variables = convert_with_rules(state_dict, fid_rules(), FID_IGNORE)
-    expected = jax.eval_shape(lambda: InceptionV3(resize_input=False).init(
+    classes = int(np.shape(state_dict["fc.bias"])[0]) if "fc.bias" in state_dict else 1008
+    expected = jax.eval_shape(lambda: InceptionV3(resize_input=False, blocks=blocks, num_classes=classes).init(
         jax.random.PRNGKey(0), jnp.zeros((1, 75, 75, 3))))
     check_against(variables, nn.meta.unbox(expected))
     return variables

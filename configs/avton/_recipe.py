@@ -81,6 +81,8 @@ def recipe(stage: str, dataset: str, arg=None):
         inception_checkpoint="",           # python -m common.image_metrics inception pt_inception-...pth
         inception_size=299,                # pytorch-fid's resize
         is_splits=10,                      # the standard; ACGPN's inception-score-pytorch call uses 1
+        is_network="fid",                  # fid: TF Inception's 1008 logits | torchvision (inception-score-pytorch)
+        is_checkpoint="",                  # is_network=torchvision: converted inception_v3_google-0cc3c7bd.pth
         fid_method="sqrtm"))               # pytorch-fid's; lowrank: exact with fewer images than 2048
 
     # Adam lr 1e-4, betas (0.5, 0.999), batch 4, 200K steps [CP]; D: Adam 2e-4, beta1 0.5 [AC]

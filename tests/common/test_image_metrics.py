@@ -96,6 +96,31 @@ def test_fid_inception_equals_pytorch_fid_and_cli(tmp_path):
     np.testing.assert_allclose(np.asarray(out["logits_unbiased"]), GOLDEN["inception_logits"] - bias, atol=1e-4)
 
 
+def test_torchvision_inception_for_the_inception_score_equals_torchvision(tmp_path):
+    """inception-score-pytorch's network: torchvision's own Inception3 (pools count the
+    padding, Mixed_7c average-pools, 1000 classes), seeded weights through the CLI."""
+    torch = require("torch")
+    require("torchvision")
+    from torchvision.models import inception_v3
+    ref = inception_v3(weights=None, aux_logits=False, init_weights=False).eval()
+    keys = list(ref.state_dict())
+    sd = seeded_state_dict(keys, [tuple(ref.state_dict()[k].shape) for k in keys], 4)
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=False)
+    torch.save({k: torch.from_numpy(v) for k, v in sd.items()}, tmp_path / "inception_v3_google.pth")
+    im.main(["inception", str(tmp_path / "inception_v3_google.pth"), str(tmp_path / "out"), "--blocks", "torchvision"])
+    variables = checkpoint.load_variables(str(tmp_path / "out"))
+    x = np.random.default_rng(5).uniform(-1, 1, (2, 80, 80, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    net = inception.InceptionV3(resize_input=False, normalize_input=False, blocks="torchvision", num_classes=1000)
+    got = jax.jit(net.apply)(variables, x)["logits"]
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+    nets = im.QualityNetworks(is_network="torchvision", is_checkpoint=str(tmp_path / "out"))
+    assert nets.name("is", nets.is_real) == "is" and nets.name("fid", nets.inception_real) == "fid_stand_in"
+    with pytest.raises(ConfigError, match="unknown IS network"):
+        im.QualityNetworks(is_network="tf")
+
+
 def test_resize_equals_torch_interpolate():
     torch = require("torch")
     x = np.random.default_rng(1).standard_normal((2, 13, 7, 3)).astype(np.float32)
