@@ -1,9 +1,14 @@
 """The detection task on the platform's loop: trains on the synthetic_shapes stand-in from
-the `:test` preset, evaluates COCO AP at every eval alpha, resumes exactly, gives the same
-step on 8 devices as on 1, and draws its predictions."""
+the `:test` preset in a child process that is killed with SIGKILL after its step-2
+checkpoint, resumes exactly, evaluates COCO AP at every eval alpha, gives the same step on
+8 devices as on 1, and draws its predictions."""
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -11,39 +16,64 @@ import numpy as np
 from common import sharding, tasks, train
 from common.metrics_writer import read_metrics
 from common.runner import Run
-from tests.common.configs import load_config
+from tests.common.configs import ROOT, load_config
 
 CONFIG = "configs/pnp_detr/pnp_detr_r50.py"
+CHILD = """
+import jax
+from common import train
+from tests.common.configs import load_config
+train.train_and_evaluate(load_config({config!r}, "test"), {workdir!r}, progress=False, devices=jax.devices()[:1])
+"""
 
 
 def _losses(workdir):
     return [(r["step"], r["train/loss"], r["train/alpha"]) for r in read_metrics(workdir) if "train/loss" in r]
 
 
-def _same(a: dict, b: dict) -> bool:
-    """Equal metrics, NaN included (APl is NaN: the stand-in has no large objects)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+def _killed_run(workdir: str, timeout: float = 900.0):
+    """Start a :test run in a child process; SIGKILL it once step 4 is logged and the step-2
+    checkpoint is complete (it is then evaluating or writing checkpoint 4)."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(config=CONFIG, workdir=workdir)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    start = time.time()
+    try:
+        while time.time() - start < timeout:
+            if os.path.isdir(os.path.join(workdir, "checkpoints", "2")) and \
+                    os.path.exists(os.path.join(workdir, "metrics.jsonl")) and any(s == 4 for s, _, _ in _losses(workdir)):
+                break
+            if child.poll() is not None:
+                raise AssertionError(f"the child run ended early: {child.stderr.read().decode()[-3000:]}")
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the child run did not reach step 4 in time")
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    return child.returncode
 
 
-def test_trains_scores_ap_at_every_alpha_resumes_exactly_and_draws(tmp_path):
+def test_trains_resumes_exactly_after_kill_9_scores_ap_at_every_alpha_and_draws(tmp_path):
     """One test, so pytest-xdist does not train the model once per worker."""
     workdir = str(tmp_path / "run")
-    metrics = train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False)
-    assert sorted(metrics) == ["eval_alpha0.33", "eval_alpha0.5", "eval_alpha0.65", "eval_alpha0.8"]
-    for m in metrics.values():
-        assert m["images"] == 8 and 0.0 <= m["AP"] <= 100.0 and 0.0 <= m["AP50"] <= 100.0
+    code = _killed_run(workdir)
     rows = _losses(workdir)
     assert [s for s, _, _ in rows] == [1, 2, 3, 4]
     alphas = [a for _, _, a in rows]
     assert all(1 / 3 <= a <= 0.8 for a in alphas) and len(set(alphas)) == 4   # a new alpha every step
     assert all(np.isfinite(loss) for _, loss, _ in rows)
 
-    # resume from the step-2 checkpoint: steps 3..4 and the evaluation come out the same
-    resumed = str(tmp_path / "resumed")
-    shutil.copytree(workdir, resumed)
-    shutil.rmtree(os.path.join(resumed, "checkpoints", "4"))
-    again = train.train_and_evaluate(load_config(CONFIG, "test"), resumed, progress=False)
-    assert _losses(resumed) == rows and _same(again, metrics)
+    # resume from the step-2 checkpoint: steps 3..4 come out as the killed run logged them
+    for name in os.listdir(os.path.join(workdir, "checkpoints")):
+        if not name.startswith("2"):
+            shutil.rmtree(os.path.join(workdir, "checkpoints", name))
+    metrics = train.train_and_evaluate(load_config(CONFIG, "test"), workdir, progress=False, devices=jax.devices()[:1])
+    assert _losses(workdir) == rows, "steps 3..4 after the resume differ from the killed run's"
+    assert code == -signal.SIGKILL, f"the child was not killed mid-run (exit {code})"
+    assert sorted(metrics) == ["eval_alpha0.33", "eval_alpha0.5", "eval_alpha0.65", "eval_alpha0.8"]
+    for m in metrics.values():
+        assert m["images"] == 8 and 0.0 <= m["AP"] <= 100.0 and 0.0 <= m["AP50"] <= 100.0
 
     # the table common.evaluate prints: AP and transformer GFLOPs per alpha
     table = tasks.get_task(load_config(CONFIG, "test").task)(load_config(CONFIG, "test")).summarize(metrics)
