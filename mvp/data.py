@@ -10,9 +10,13 @@ Sources (config.data.name, config.data.builder = "mvp.data"):
   `SEQ/hdImgs/00_NN/00_NN_XXXXXXXX.jpg`. The builder config holds the official sequence
   lists (train: 9 sequences, every 3rd frame; validation: 4, every 12th) and the HD cameras
   (0,12), (0,6), (0,23), (0,13), (0,3) in that order, truncated to the view count.
-- `mvp_synthetic` (`/small` for tests): the stand-in of mvp/synthetic.py, generated as real
-  Panoptic-format files (calibration json, joints19 json, JPEG views) and read by the same
-  generator, so the real loader is tested end to end.
+- `mvp_synthetic` (`/small` for tests, `/easy` for the demo): the stand-in of mvp/synthetic.py,
+  generated as real Panoptic-format files (calibration json, joints19 json, JPEG views) and read
+  by the same generator, so the real loader is tested end to end.
+- `mvp_shelf` / `mvp_campus`: manual_dir = sail-sg/mvp's data/Shelf or data/CampusSeq1
+  (calibration_{shelf,campus}.json, actorsGT.mat, Camera{k}/ PNGs, the VoxelPose pseudo-GT
+  pickle under pesudo_gt/; see "the Shelf / Campus layout" below), with the official frame
+  ranges; `mvp_actors_synthetic/{shelf,campus}`: the stand-in written in that layout.
 
 Loader rules (panoptic.py `_get_db`): the first 15 of joints19; visibility conf > 0.1; a body
 whose mid-hip (root, joint 2) is invisible is skipped (documented rule, as the official); a
