@@ -43,6 +43,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from common.data import pipeline, sources
+from common.errors import ConfigError, DataError
 from pnp_detr import transforms
 
 # tfds coco/2017 label (sorted category order) -> raw COCO category id (the head's index)
@@ -62,13 +63,13 @@ def find_annotation_file(root: str, split: str) -> str:
     found = sorted(glob.glob(os.path.join(root, "annotations", f"instances_{split}*.json")))
     if len(found) != 1:
         what = "no" if not found else f"{len(found)} ({', '.join(map(os.path.basename, found))})"
-        raise FileNotFoundError(f"{what} annotation files annotations/instances_{split}*.json in {root!r}; "
+        raise DataError(f"{what} annotation files annotations/instances_{split}*.json in {root!r}; "
                                 f"a COCO-format folder needs exactly one per split (train, val)")
     return found[0]
 
 
 def _fail(path: str, where: str, why: str):
-    raise ValueError(f"{path}: {where}: {why}")
+    raise DataError(f"{path}: {where}: {why}")
 
 
 def load_annotations(path: str) -> dict:
@@ -78,7 +79,7 @@ def load_annotations(path: str) -> dict:
         with open(path) as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable json file ({e})") from e
+        raise DataError(f"{path}: not a readable json file ({e})") from e
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
                                              for k in ("images", "annotations", "categories")):
         _fail(path, "top level", "not COCO format: needs the lists 'images', 'annotations', 'categories'")
@@ -143,9 +144,9 @@ def _encoded_image(path: str, image: dict, annotation_file: str) -> bytes:
                 im.convert("RGB").save(buf, format="PNG")
                 raw = buf.getvalue()
     except Exception as e:  # noqa: BLE001 - any decoding failure is reported with its file
-        raise ValueError(f"{where} fails to decode: {type(e).__name__}: {e}") from e
+        raise DataError(f"{where} fails to decode: {type(e).__name__}: {e}") from e
     if size != (image["width"], image["height"]):
-        raise ValueError(f"{where} is {size[0]}x{size[1]} but the annotations say "
+        raise DataError(f"{where} is {size[0]}x{size[1]} but the annotations say "
                          f"{image['width']}x{image['height']}")
     return raw
 
@@ -187,7 +188,7 @@ class CocoFormat(tfds.core.GeneratorBasedBuilder):
             path = find_annotation_file(root, split)
             ann = load_annotations(path)          # every json is checked before anything is written
             if categories is not None and ann["categories"] != categories:
-                raise ValueError(f"{path}: categories differ from those of the {list(files)[0]} split")
+                raise DataError(f"{path}: categories differ from those of the {list(files)[0]} split")
             categories, files[tfds_split] = ann["categories"], path
             generators[tfds_split] = self._generate_examples(root, path, split, ann)
         self.info.metadata["categories"] = categories
@@ -201,7 +202,7 @@ class CocoFormat(tfds.core.GeneratorBasedBuilder):
             file = next((os.path.join(d, image["file_name"]) for d in dirs
                          if os.path.isfile(os.path.join(d, image["file_name"]))), None)
             if file is None:
-                raise FileNotFoundError(f"image {image['id']} ({image['file_name']}) named in {path} is in "
+                raise DataError(f"image {image['id']} ({image['file_name']}) named in {path} is in "
                                         f"none of {dirs}")
             w, h = image["width"], image["height"]
             objects = []
@@ -298,7 +299,7 @@ def check_categories(source, num_classes: int) -> None:
         if not 0 <= c["id"] < num_classes:
             meta = getattr(getattr(source, "dataset_info", None), "metadata", None) or {}
             files = ", ".join(meta.get("annotation_files", {}).values()) or getattr(source, "name", "the source")
-            raise ValueError(f"{files}: category {c['id']} ({c['name']!r}) cannot be held by a head of "
+            raise ConfigError(f"{files}: category {c['id']} ({c['name']!r}) cannot be held by a head of "
                              f"config.model.num_classes={num_classes} (class ids 0..{num_classes - 1}; "
                              f"index {num_classes} is no-object)")
 
@@ -326,7 +327,7 @@ class Element:
         labels = r["labels"][keep]
         bad = (labels < 0) | (labels >= self.num_classes)
         if bad.any():
-            raise ValueError(f"image {r['image_id']} ({r['filename']}): category id {int(labels[bad][0])} "
+            raise ConfigError(f"image {r['image_id']} ({r['filename']}): category id {int(labels[bad][0])} "
                              f"cannot be held by a head of num_classes={self.num_classes}")
         return boxes[keep], labels
 
@@ -338,7 +339,7 @@ class Element:
         w, h = img.size
         n = len(labels)
         if n > self.max_boxes:
-            raise ValueError(f"image {r['image_id']} ({r['filename']}) has {n} boxes, more than "
+            raise ConfigError(f"image {r['image_id']} ({r['filename']}) has {n} boxes, more than "
                              f"config.data.max_boxes={self.max_boxes}")
         padded = np.zeros((self.max_boxes, 4), np.float32)
         padded[:n] = transforms.boxes_to_cxcywh(boxes, w, h)
@@ -364,7 +365,7 @@ class PadToCanvas:
         for c in self.canvases:
             if c[0] >= h and c[1] >= w:
                 return c
-        raise ValueError(f"a batch of images up to {h}x{w} (h x w) fits none of config.data.canvases="
+        raise ConfigError(f"a batch of images up to {h}x{w} (h x w) fits none of config.data.canvases="
                          f"{self.canvases}; add a canvas at least that large")
 
     def __call__(self, elements: Sequence[Mapping]) -> dict:
@@ -391,7 +392,7 @@ def source(config, split: str):
 def _batch_fn(config, process_count: int) -> PadToCanvas:
     canvases = list(config.data.canvases)
     if process_count > 1 and len(canvases) != 1:
-        raise ValueError(f"with {process_count} processes config.data.canvases must list exactly one canvas "
+        raise ConfigError(f"with {process_count} processes config.data.canvases must list exactly one canvas "
                          f"(got {canvases}): each process pads its own rows, and all must agree on the shape")
     return PadToCanvas(canvases)
 

@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from common.data import sources
+from common.errors import ConfigError, DataError
 from pnp_detr import data, synthetic_shapes, transforms
 from tests.conftest import require
 
@@ -99,10 +100,10 @@ def test_pad_to_canvas():
     np.testing.assert_array_equal(b["image_id"], [1, 2])
     assert pad([{"image": np.ones((40, 20, 3))}])["image"].shape == (1, 64, 32, 3)
     assert pad([{"image": np.ones((40, 20, 3))}, els[0]])["image"].shape == (2, 64, 64, 3)
-    with pytest.raises(ValueError, match="fits none of config.data.canvases"):
+    with pytest.raises(ConfigError, match="fits none of config.data.canvases"):
         pad([{"image": np.ones((65, 10, 3))}])
     assert data.PadToCanvas([])(els)["image"].shape == (2, 30, 60, 3)       # the batch maximum
-    with pytest.raises(ValueError, match="exactly one canvas"):
+    with pytest.raises(ConfigError, match="exactly one canvas"):
         data._batch_fn(_config("/tmp"), process_count=2)
 
 
@@ -240,7 +241,7 @@ def test_bad_input_names_file_and_record(tmp_path, case):
             js["annotations"][2]["category_id"] = 99
         path = _edit(root, "train", unknown)
         want = [path, "annotations[2]", "category_id 99"]
-    with pytest.raises((ValueError, FileNotFoundError)) as e:
+    with pytest.raises(DataError) as e:             # one line from the command-line programs
         _build(root, data_dir)
     for w in want:
         assert w in str(e.value), (w, str(e.value))
@@ -251,12 +252,12 @@ def test_bad_input_names_file_and_record(tmp_path, case):
 def test_category_the_head_cannot_hold(data_dir):
     cfg = _config(data_dir)
     cfg.model.num_classes = 18                # ids 0..17: 18 does not fit
-    with pytest.raises(ValueError, match=r"category 18 \('triangle'\).*num_classes=18"):
+    with pytest.raises(ConfigError, match=r"category 18 \('triangle'\).*num_classes=18"):
         data.train_dataset(cfg, "train", 0, 1)
     record = {"image": np.zeros((40, 50, 3), np.uint8), "image/id": 5, "image/filename": b"five.png",
               "objects": {"bbox": [np.array([0.1, 0.2, 0.5, 0.6], np.float32)], "category_id": [95],
                           "label": [0], "is_crowd": [False], "area": [3.0], "id": [1]}}
-    with pytest.raises(ValueError, match=r"image 5 \(five.png\): category id 95"):
+    with pytest.raises(ConfigError, match=r"image 5 \(five.png\): category id 95"):
         data.Element(cfg.data, num_classes=91, train=False)(record)
 
 
@@ -308,3 +309,22 @@ def test_tfds_coco_2017_layout_reads_raw_ids(tmp_path):
     cfg.model.num_classes = 91
     el = data.Element(cfg.data, 91, train=False)(src[0])
     assert el["box_valid"].sum() in (0, 2)
+
+
+def test_easy_style_of_the_stand_in():
+    """The demo's stand-in: 64-96 px images, 1-3 objects of >= 16 px (image 0 empty)."""
+    counts = []
+    for i in range(24):
+        image, anns = synthetic_shapes.make_image("train", i, "easy")
+        h, w = image.shape[:2]
+        assert 64 <= h <= 96 and 64 <= w <= 96
+        counts.append(len(anns))
+        for a in anns:
+            x, y, bw, bh = a["bbox"]
+            assert a["iscrowd"] == 0 and x >= 0 and y >= 0 and x + bw <= w and y + bh <= h
+            assert min(bw, bh) >= 8                 # triangles narrow at the apex, boxes stay >= 16 px wide
+    assert counts[0] == 0 and set(counts[1:]) == {1, 2, 3}
+    big, _ = synthetic_shapes.make_image("train", 1)
+    assert max(big.shape[:2]) > 96                  # the default style is unchanged: 96-192 px
+    with pytest.raises(ValueError, match="style"):
+        synthetic_shapes.write_coco_folder("/nonexistent", "train", 1, "hard")
