@@ -62,8 +62,8 @@ def recipe(variant: str = "panoptic", arg=None):
 
 
 def apply_preset(c, arg: str):
-    """The `tiny` model (PoseResNet-18, d 32, 2 layers, 4 persons, 3 views, 192 x 96) on the
-    synthetic stand-in. From scratch a frozen random backbone cannot learn: it trains, with
+    """The `tiny` model (PoseResNet-18, d 32, 4 persons, 3 views, 192 x 96; 1 decoder layer for
+    :test, 3 for :demo) on the synthetic stand-in. From scratch a frozen random backbone cannot learn: it trains, with
     BatchNorm; no dropout."""
     c.model.name = "mvp:tiny"
     c.model.kwargs = ml_collections.ConfigDict({"freeze_backbone": False, "dropout": 0.0, "layers": 2,
