@@ -46,7 +46,7 @@ def test_trains_both_discriminators_and_the_generator_and_evaluates(trained):
     nets = checkpoint.load_nets(workdir)
     assert set(nets) == {"generator", "disc_a", "disc_b", "vgg"}
     assert set(nets["disc_a"]) == {"params", "spectral_stats"}
-    run = Run(load_config(CONFIG, "test"), jax.devices()[:1])
+    run = Run(load_config(CONFIG, "test"))                      # the fixture's mesh: its compiled init
     init = run.init_state()
     moved = lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).sum()) > 0   # noqa: E731
     for name, leaf in (("generator", ("stnet", "tnet_in_conv", "kernel")), ("disc_a", ("main_0", "kernel")),
