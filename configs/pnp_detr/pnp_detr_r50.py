@@ -80,6 +80,7 @@ def apply_preset(c, arg: str):
     k = c.model.kwargs
     k.hidden_dim, k.ffn_dim, k.dropout = 64, 128, 0.0   # the tiny variant, a little wider; no dropout
     k.backbone_norm, k.frozen_stages = "frozen", 1      # `test` keeps DETR's backbone setting
+    k.backbone_planes, k.backbone_base_width = (16, 32, 64, 128), 64   # planes / 4: CPU time
     d = c.data
     d.builder = "pnp_detr.data"
     d.name = "synthetic_shapes/small" if arg == "test" else "synthetic_shapes"
@@ -98,10 +99,8 @@ def apply_preset(c, arg: str):
         c.log_every_steps, c.eval_every_steps, c.checkpoint_every_steps = 1, 4, 2
     else:
         # from scratch, a frozen random stem and FrozenBatchNorm (DETR's setting for an
-        # ImageNet-pretrained backbone) cannot learn: every stage trains, with BatchNorm;
-        # planes / 4 so the backbone costs what the transformer costs, on the easy stand-in
+        # ImageNet-pretrained backbone) cannot learn: every stage trains, with BatchNorm
         k.backbone_norm, k.frozen_stages = "batch", 0
-        k.backbone_planes, k.backbone_base_width = (16, 32, 64, 128), 64
         c.optim.groups = ()
         d.name = "synthetic_shapes/easy"
         d.scales, d.max_size = (64, 72, 80, 88, 96), 96
