@@ -47,7 +47,7 @@ LISTS = {"train": ("makeup.txt", "non-makeup.txt"), "test": ("makeup_test.txt", 
 def read_list(root: str, list_file: str) -> list[str]:
     path = os.path.join(root, list_file)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: missing list file (the MT layout has makeup.txt and non-makeup.txt)")
+        raise preprocess.FaceFileMissing(f"{path}: missing list file (the MT layout has makeup.txt and non-makeup.txt)")
     with open(path) as f:
         return [line.strip() for line in f if line.strip()]
 
@@ -57,27 +57,27 @@ def read_example(root: str, name: str) -> dict:
     files = {sub: os.path.join(root, sub, name) for sub in ("images", "segs", "landmarks")}
     for sub in ("images", "segs"):
         if not os.path.isfile(files[sub]):
-            raise FileNotFoundError(f"{files[sub]}: missing ({name} is listed but has no {sub[:-1]} file)")
+            raise preprocess.FaceFileMissing(f"{files[sub]}: missing ({name} is listed but has no {sub[:-1]} file)")
     lms = preprocess.read_landmarks(files["landmarks"])
     try:
         with Image.open(files["images"]) as im:
             image = np.asarray(im.convert("RGB"))
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{files['images']}: cannot decode the image ({e})") from e
+        raise preprocess.FaceError(f"{files['images']}: cannot decode the image ({e})") from e
     try:
         with Image.open(files["segs"]) as im:
             seg = np.asarray(im)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{files['segs']}: cannot decode the label map ({e})") from e
+        raise preprocess.FaceError(f"{files['segs']}: cannot decode the label map ({e})") from e
     h, w = image.shape[:2]
     if h != w:
-        raise ValueError(f"{files['images']}: image is {w}x{h}; MT faces are square crops")
+        raise preprocess.FaceError(f"{files['images']}: image is {w}x{h}; MT faces are square crops")
     if seg.shape != (h, w):
-        raise ValueError(f"{files['segs']}: label map is {seg.shape[::-1]} but its image is {w}x{h}")
+        raise preprocess.FaceError(f"{files['segs']}: label map is {seg.shape[::-1]} but its image is {w}x{h}")
     try:
         preprocess.check_inputs(seg, lms)
     except ValueError as e:
-        raise ValueError(f"{files['segs']}: {e}") from e
+        raise preprocess.FaceError(f"{files['segs']}: {e}") from e
     return {"image": image, "seg": seg.astype(np.uint8), "landmarks": lms.astype(np.float32), "name": name,
             "makeup": name.split("/")[0] == "makeup"}
 
@@ -222,7 +222,7 @@ class Domains:
         flags = np.array([bool(source[i]["makeup"]) for i in range(len(source))])
         self.makeup, self.non_makeup = np.flatnonzero(flags), np.flatnonzero(~flags)
         if not len(self.makeup) or not len(self.non_makeup):
-            raise ValueError(f"split {source.split!r} of {source.name!r} needs makeup and non-makeup faces, "
+            raise preprocess.FaceError(f"split {source.split!r} of {source.name!r} needs makeup and non-makeup faces, "
                              f"has {len(self.makeup)} and {len(self.non_makeup)}")
 
 

@@ -18,6 +18,16 @@ import os
 
 import numpy as np
 
+from common.errors import DataError
+
+
+class FaceError(DataError, ValueError):
+    """A face whose image, label map or landmarks cannot be used; the message names the file."""
+
+
+class FaceFileMissing(FaceError, FileNotFoundError):
+    """A face file (image, label map, landmarks, list) that is not there."""
+
 EYE_MARGIN = 16
 LIP_CLASSES = (7, 9)
 FACE_CLASSES = (1, 6)
@@ -34,12 +44,12 @@ def check_inputs(seg: np.ndarray, lms: np.ndarray, where: str = "") -> None:
     """Clear errors for a parsing map with unknown labels or landmarks of the wrong shape."""
     name = f"{where}: " if where else ""
     if seg.ndim != 2:
-        raise ValueError(f"{name}parsing map must be a 2-D label image, got shape {seg.shape}")
+        raise FaceError(f"{name}parsing map must be a 2-D label image, got shape {seg.shape}")
     bad = np.setdiff1d(np.unique(seg), np.arange(NUM_LABELS))
     if bad.size:
-        raise ValueError(f"{name}parsing map has labels {bad.tolist()} outside the MT scheme 0..{NUM_LABELS - 1}")
+        raise FaceError(f"{name}parsing map has labels {bad.tolist()} outside the MT scheme 0..{NUM_LABELS - 1}")
     if lms.shape != (68, 2) or not np.all(np.isfinite(lms)):
-        raise ValueError(f"{name}landmarks must be a finite (68, 2) (y, x) array, got {lms.shape}")
+        raise FaceError(f"{name}landmarks must be a finite (68, 2) (y, x) array, got {lms.shape}")
 
 
 def _copy_area(tar: np.ndarray, src: np.ndarray, lms: np.ndarray, m: int = EYE_MARGIN) -> None:
@@ -145,13 +155,13 @@ def read_landmarks(path: str) -> np.ndarray:
     """A landmarks file of the MT release: a pickled (68, 2) (y, x) array under a .png name."""
     import pickle
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no landmarks file (the MT layout keeps a pickled (68, 2) array "
+        raise FaceFileMissing(f"{path}: no landmarks file (the MT layout keeps a pickled (68, 2) array "
                                 "under landmarks/<same name as the image>)")
     try:
         with open(path, "rb") as f:
             lms = np.asarray(pickle.load(f), np.float64)
     except Exception as e:  # noqa: BLE001 - any unpickling failure: say which file
-        raise ValueError(f"{path}: not a pickled landmarks array ({type(e).__name__}: {e})") from e
+        raise FaceError(f"{path}: not a pickled landmarks array ({type(e).__name__}: {e})") from e
     if lms.shape != (68, 2):
-        raise ValueError(f"{path}: landmarks must be (68, 2) (y, x), got {lms.shape}")
+        raise FaceError(f"{path}: landmarks must be (68, 2) (y, x), got {lms.shape}")
     return lms

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common.errors import ConfigError, UserError
+from psgan import preprocess
 from psgan.model import REGIONS, resize_masks
 
 DEGREES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -67,7 +69,7 @@ def mt_paths(image_path: str) -> tuple[str, str]:
     """(label map, landmarks) of an image in the MT layout."""
     parts = os.path.abspath(image_path).split(os.sep)
     if "images" not in parts:
-        raise ValueError(f"{image_path}: not in the MT layout (.../images/<kind>/NAME.png with segs/ and "
+        raise preprocess.FaceError(f"{image_path}: not in the MT layout (.../images/<kind>/NAME.png with segs/ and "
                          "landmarks/ beside images/)")
     i = len(parts) - 1 - parts[::-1].index("images")
     return tuple(os.sep.join(parts[:i] + [sub] + parts[i + 1:]) for sub in ("segs", "landmarks"))
@@ -77,7 +79,7 @@ def read_face(image_path: str, size: int, eye_margin: int):
     """(original uint8 image, inputs at `size`) of one face; errors name the file."""
     from psgan import data
     if not os.path.isfile(image_path):
-        raise FileNotFoundError(f"{image_path}: no such image")
+        raise preprocess.FaceFileMissing(f"{image_path}: no such image")
     seg_path, lms_path = mt_paths(image_path)
     root = os.path.dirname(os.path.dirname(os.path.dirname(seg_path)))
     name = os.path.relpath(os.path.abspath(image_path), os.path.join(root, "images"))
@@ -127,13 +129,13 @@ def run(config, checkpoint: str, source: str, reference: str | None, out_dir: st
     """Everything the CLI does; returns {name: path} of the written files (and, for a transfer,
     the histogram distances the CLI prints)."""
     from common import pictures
-    from psgan import data, preprocess
+    from psgan import data
     size, margin = int(config.data.image_size), data.eye_margin(config)
     for r in regions:
         if r not in REGIONS:
-            raise ValueError(f"unknown region {r!r}: {', '.join(REGIONS)}")
+            raise ConfigError(f"unknown region {r!r}: {', '.join(REGIONS)}")
     if not 0.0 <= degree <= 1.0:
-        raise ValueError(f"--degree must be in [0, 1], got {degree}")
+        raise ConfigError(f"--degree must be in [0, 1], got {degree}")
     src_img, src = read_face(source, size, margin)
     ref_img, ref = (None, None) if remove and reference is None else read_face(reference, size, margin)
     t = Transfer(config, checkpoint)
@@ -141,7 +143,7 @@ def run(config, checkpoint: str, source: str, reference: str | None, out_dir: st
     written = {}
     if remove:
         if not t.model.idnet:
-            raise ValueError(f"--remove needs a generator with an IDNet (a psganpp variant), not {config.model.name}")
+            raise ConfigError(f"--remove needs a generator with an IDNet (a psganpp variant), not {config.model.name}")
         out = t.remove(src)[0]
         result = preprocess.detail_add_back(src_img, preprocess.minmax_to_uint8(out), size)
         panels, titles = [src_img, result], ["source", "makeup removed"]
@@ -180,7 +182,7 @@ def load_config(spec: str):
     import importlib.util
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such config file")
+        raise ConfigError(f"{path}: no such config file")
     mod_spec = importlib.util.spec_from_file_location("_psgan_config", path)
     mod = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(mod)
@@ -205,7 +207,7 @@ def main(argv=None):
     try:
         written = run(config, a.checkpoint, a.source, a.reference, a.out,
                       tuple(r for r in a.regions.split(",") if r), a.degree, a.remove)
-    except (FileNotFoundError, ValueError) as e:
+    except (UserError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     for k, v in written.items():

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from common.data import sources
+from common.errors import UserError
 from psgan import data, synthetic
 
 
@@ -69,8 +70,9 @@ def test_bad_folders_fail_naming_the_file_and_keep_what_was_prepared(tmp_path, b
         Image.new("L", (40, 40)).save(os.path.join(root, "segs/makeup/m0000.png"))
     import shutil
     shutil.rmtree(os.path.join(data_dir, "mt_folder"))        # a rebuild of the broken folder ...
-    with pytest.raises((FileNotFoundError, ValueError), match=match):
+    with pytest.raises((FileNotFoundError, ValueError), match=match) as err:
         sources.prepare("mt_folder", data_dir, manual_dir=root, builder="psgan.data")
+    assert isinstance(err.value, UserError)                   # printed as one line by the CLIs
     assert not os.path.isdir(os.path.join(data_dir, "mt_folder", "1.0.0"))   # ... writes nothing
     assert prepared
 

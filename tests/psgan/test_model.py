@@ -1,7 +1,6 @@
 """PSGAN / PSGAN++ networks: the spec's exact parameter counts and shapes, AMM invariants on
 synthetic faces, batching, chunked AMM, partial transfer and degree control, removal, and the
 AMM's memory at 256² and 512²."""
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
