@@ -38,6 +38,12 @@ def point(config: str, devices: int, mesh: dict, batch: int, steps: int, out: st
         return json.load(f)
 
 
+def layout_of(mesh: dict) -> str:
+    if mesh.get("model", 1) > 1:
+        return f"data x model({mesh['model']})"
+    return "fsdp" if mesh.get("fsdp", 1) > 1 else "data"
+
+
 def table(rows: list[dict], base: float) -> str:
     lines = ["| devices | layout | mesh | global batch | ex/s (all devices) | ex/s per device | "
              "vs 1 device | collectives per train step (ops, MiB per device) | warnings |",
@@ -46,7 +52,7 @@ def table(rows: list[dict], base: float) -> str:
         comm = ", ".join(f"{k} {v['ops']} ({v['bytes'] / 2 ** 20:.1f})"
                          for k, v in sorted(r["train_collectives"].items())) or "none"
         mesh = " ".join(f"{k}={v}" for k, v in r["mesh"].items())
-        lines.append(f"| {r['devices']} | {r['layout']} | {mesh} | {r['batch']} | "
+        lines.append(f"| {r['devices']} | {layout_of(r['mesh'])} | {mesh} | {r['batch']} | "
                      f"{r['train_examples_per_s']:.2f} ±{100 * r['train_spread']:.0f}% | "
                      f"{r['train_examples_per_s'] / r['devices']:.2f} | "
                      f"{r['train_examples_per_s'] / base:.2f} | {comm} | {len(r['warnings'])} |")
@@ -60,10 +66,16 @@ def main():
     p.add_argument("--devices", default="1,2,4,8")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out_dir", default=os.path.join(ROOT, "benchmarks", "scaling"))
+    p.add_argument("--table_only", action="store_true",
+                   help="rewrite scaling.md from the JSONs already in --out_dir (no runs)")
     a, extra = p.parse_known_args()
     os.makedirs(a.out_dir, exist_ok=True)
     rows = []
-    for n in [int(d) for d in a.devices.split(",")]:
+    if a.table_only:
+        rows = sorted((json.load(open(os.path.join(a.out_dir, f))) for f in os.listdir(a.out_dir)
+                       if f.startswith("n") and f.endswith(".json")),
+                      key=lambda r: (r["devices"], {"data": 0, "fsdp": 1}.get(layout_of(r["mesh"]), 2)))
+    for n in ([] if a.table_only else [int(d) for d in a.devices.split(",")]):
         for name, layout in LAYOUTS:
             mesh = layout(n)
             if mesh is None or (n == 1 and name != "data"):
@@ -71,7 +83,6 @@ def main():
             tag = "_".join(f"{k}{v}" for k, v in mesh.items())
             r = point(a.config, n, mesh, a.batch_per_device * n, a.steps,
                       os.path.join(a.out_dir, f"n{n}_{tag}.json"), extra)
-            r["layout"] = name
             rows.append(r)
             print(f"{n} devices {name:16s} {r['train_examples_per_s']:7.2f} ex/s  "
                   f"{r['train_collectives']}", flush=True)

@@ -157,7 +157,7 @@ def collectives(compiled) -> dict[str, dict]:
     op = re.compile(r"=\s*(\(?[^=]*?\)?)\s+(" + "|".join(_COLLECTIVES) + r")(-start)?\(")
     shape = re.compile(r"\b(" + "|".join(_BYTES) + r")\[([0-9,]*)\]")
     for line in compiled.as_text().splitlines():
-        m = op.search(line)
+        m = op.search(re.sub(r"/\*.*?\*/", "", line))      # long tuples carry /*index=N*/ comments
         if not m:
             continue
         nbytes = sum(_BYTES[t] * int(np.prod([int(d) for d in dims.split(",") if d] or [1]))

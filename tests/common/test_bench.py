@@ -94,3 +94,15 @@ def test_reference_builders_get_the_clip_shape_and_model_kwargs(monkeypatch):
     monkeypatch.setattr(bench.importlib, "import_module", lambda name: only_classes)
     bench.build_reference("fakepkg:tiny@/ckpt", 3, [2, 8, 8, 3], {"x": 1})
     assert seen["kw"] == {} and seen["n"] == 3     # a builder without those parameters is not given them
+
+
+def test_collectives_reads_a_combined_tuple_all_reduce():
+    class Compiled:       # the optimised HLO of a data-parallel step: gradients in one tuple
+        def as_text(self):
+            return ("  %all-reduce.3 = (f32[64,64]{1,0}, f32[64]{0}, f32[8]{0}, f32[8]{0}, f32[8]{0}, "
+                    "/*index=5*/f32[2,3]{1,0}) all-reduce(%a, %b, %c, %d, %e, /*index=5*/%f), channel_id=4\n"
+                    "  %all-gather-start = f32[16]{0} all-gather-start(f32[8]{0} %g), dimensions={0}\n"
+                    "  %all-gather-done = f32[16]{0} all-gather-done(%all-gather-start)\n")
+    out = bench.collectives(Compiled())
+    assert out == {"all-reduce": {"ops": 1, "bytes": 4 * (64 * 64 + 64 + 8 * 3 + 6)},
+                   "all-gather": {"ops": 1, "bytes": 64}}, out
