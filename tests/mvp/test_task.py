@@ -7,9 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -17,48 +14,16 @@ import numpy as np
 from common import sharding, train
 from common.metrics_writer import read_metrics
 from common.runner import Run
-from tests.common.configs import ROOT, load_config
+from tests.common.configs import killed_run, load_config
 
 CONFIG = "configs/mvp/panoptic.py"
-CHILD = """
-import jax, sys
-from common import train
-from tests.common.configs import load_config
-train.train_and_evaluate(load_config({config!r}, "test"), {workdir!r}, progress=False, devices=jax.devices()[:1])
-"""
-
-
 def _losses(workdir):
     return [(r["step"], r["train/loss"]) for r in read_metrics(workdir) if "train/loss" in r]
 
 
-def _killed_run(workdir: str, timeout: float = 900.0):
-    """Start a :test run in a child process; SIGKILL it once step 4 is logged and the step-2
-    checkpoint is complete (it is then evaluating or writing checkpoint 4)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(config=CONFIG, workdir=workdir)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    start = time.time()
-    try:
-        while time.time() - start < timeout:
-            done = os.path.isdir(os.path.join(workdir, "checkpoints", "2"))
-            if done and os.path.exists(os.path.join(workdir, "metrics.jsonl")) and \
-                    any(s == 4 for s, _ in _losses(workdir)):
-                break
-            if child.poll() is not None:
-                raise AssertionError(f"the child run ended early: {child.stderr.read().decode()[-3000:]}")
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the child run did not reach step 4 in time")
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait()
-    return child.returncode
-
-
 def test_trains_evaluates_and_resumes_exactly_after_kill_9(tmp_path):
     workdir = str(tmp_path / "run")
-    code = _killed_run(workdir)
+    code = killed_run(CONFIG, workdir)
     rows = _losses(workdir)
     assert [s for s, _ in rows] == [1, 2, 3, 4] and all(np.isfinite(l) for _, l in rows)
     killed_mid_run = code == -signal.SIGKILL

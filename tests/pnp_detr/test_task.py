@@ -6,9 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import time
 
 import jax
 import numpy as np
@@ -16,48 +13,17 @@ import numpy as np
 from common import sharding, tasks, train
 from common.metrics_writer import read_metrics
 from common.runner import Run
-from tests.common.configs import ROOT, load_config
+from tests.common.configs import killed_run, load_config
 
 CONFIG = "configs/pnp_detr/pnp_detr_r50.py"
-CHILD = """
-import jax
-from common import train
-from tests.common.configs import load_config
-train.train_and_evaluate(load_config({config!r}, "test"), {workdir!r}, progress=False, devices=jax.devices()[:1])
-"""
-
-
 def _losses(workdir):
     return [(r["step"], r["train/loss"], r["train/alpha"]) for r in read_metrics(workdir) if "train/loss" in r]
-
-
-def _killed_run(workdir: str, timeout: float = 900.0):
-    """Start a :test run in a child process; SIGKILL it once step 4 is logged and the step-2
-    checkpoint is complete (it is then evaluating or writing checkpoint 4)."""
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(config=CONFIG, workdir=workdir)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    start = time.time()
-    try:
-        while time.time() - start < timeout:
-            if os.path.isdir(os.path.join(workdir, "checkpoints", "2")) and \
-                    os.path.exists(os.path.join(workdir, "metrics.jsonl")) and any(s == 4 for s, _, _ in _losses(workdir)):
-                break
-            if child.poll() is not None:
-                raise AssertionError(f"the child run ended early: {child.stderr.read().decode()[-3000:]}")
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the child run did not reach step 4 in time")
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait()
-    return child.returncode
 
 
 def test_trains_resumes_exactly_after_kill_9_scores_ap_at_every_alpha_and_draws(tmp_path):
     """One test, so pytest-xdist does not train the model once per worker."""
     workdir = str(tmp_path / "run")
-    code = _killed_run(workdir)
+    code = killed_run(CONFIG, workdir)
     rows = _losses(workdir)
     assert [s for s, _, _ in rows] == [1, 2, 3, 4]
     alphas = [a for _, _, a in rows]
