@@ -18,11 +18,11 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# (name, mesh for N devices): the pure layouts, and data x model for tensor parallelism.
+# The mesh for N devices: the pure layouts, and data x model for tensor parallelism.
 LAYOUTS = (
-    ("data", lambda n: {"data": n, "fsdp": 1, "model": 1}),
-    ("fsdp", lambda n: {"data": 1, "fsdp": n, "model": 1}),
-    ("data x model(2)", lambda n: {"data": n // 2, "fsdp": 1, "model": 2} if n >= 2 else None),
+    lambda n: {"data": n, "fsdp": 1, "model": 1},
+    lambda n: {"data": 1, "fsdp": n, "model": 1},
+    lambda n: {"data": n // 2, "fsdp": 1, "model": 2} if n >= 2 else None,
 )
 
 
@@ -76,15 +76,16 @@ def main():
                        if f.startswith("n") and f.endswith(".json")),
                       key=lambda r: (r["devices"], {"data": 0, "fsdp": 1}.get(layout_of(r["mesh"]), 2)))
     for n in ([] if a.table_only else [int(d) for d in a.devices.split(",")]):
-        for name, layout in LAYOUTS:
-            mesh = layout(n)
-            if mesh is None or (n == 1 and name != "data"):
-                continue           # one device: every layout is the same program
+        meshes = []
+        for mesh in (layout(n) for layout in LAYOUTS):
+            if mesh is not None and mesh not in meshes:     # one device: every layout is the same mesh
+                meshes.append(mesh)
+        for mesh in meshes:
             tag = "_".join(f"{k}{v}" for k, v in mesh.items())
             r = point(a.config, n, mesh, a.batch_per_device * n, a.steps,
                       os.path.join(a.out_dir, f"n{n}_{tag}.json"), extra)
             rows.append(r)
-            print(f"{n} devices {name:16s} {r['train_examples_per_s']:7.2f} ex/s  "
+            print(f"{n} devices {layout_of(mesh):16s} {r['train_examples_per_s']:7.2f} ex/s  "
                   f"{r['train_collectives']}", flush=True)
     base = rows[0]["train_examples_per_s"]
     md = (f"# Scaling: {rows[0]['model']} train step on fake CPU devices\n\n"

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from common import checkpoint, image_metrics as im
 from common.convert import NotAModelCheckpoint
@@ -146,8 +147,7 @@ def test_frechet_distance_and_inception_score():
     assert im.inception_score(one_hot, splits=2)[0] == pytest.approx(5.0, rel=1e-6)
     logits = np.random.default_rng(2).standard_normal((30, 5)) * 3
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    scipy_stats = pytest.importorskip("scipy.stats")
-    want = [np.exp(np.mean([scipy_stats.entropy(r, p[k * 10:(k + 1) * 10].mean(0)) for r in p[k * 10:(k + 1) * 10]]))
+    want = [np.exp(np.mean([stats.entropy(r, p[k * 10:(k + 1) * 10].mean(0)) for r in p[k * 10:(k + 1) * 10]]))
             for k in range(3)]                                        # inception-score-pytorch's loop
     assert im.inception_score(logits, splits=3) == pytest.approx((np.mean(want), np.std(want)), rel=1e-9)
     with pytest.raises(ValueError, match="at least 10 images"):
