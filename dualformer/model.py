@@ -21,6 +21,7 @@ import numpy as np
 
 from common.layers.basic import (DropPath, Mlp, auto_token_chunk, dense, drop_path_rates, torch_bias_init,
                                  torch_conv_init)
+from common.layers.depthwise import DepthwiseConv
 from common.layers.features import Taps
 
 Dtype = Any
@@ -47,15 +48,24 @@ def layer_norm(name: str, dtype: Dtype) -> nn.LayerNorm:
 
 
 def conv3d(features: int, kernel: Sequence[int], in_features: int, *, name: str, dtype: Dtype,
-           depthwise: bool = False, padding: Any = "VALID", stride: Sequence[int] | None = None) -> nn.Conv:
-    """Conv3d with PyTorch's default init (the official init function skips Conv3d)."""
+           depthwise: bool = False, padding: Any = "VALID", stride: Sequence[int] | None = None) -> nn.Module:
+    """Conv3d with PyTorch's default init (the official init function skips Conv3d).
+
+    Depth-wise ones (groups = channels) run as `DepthwiseConv`: the same parameters, 25-200x
+    faster than XLA:CPU's grouped convolution at these shapes (see its docstring).
+    """
     kernel = tuple(int(k) for k in kernel)
     fan_in = (1 if depthwise else in_features) * int(np.prod(kernel))
     axes = (None, None, None, None, "embed") if depthwise else (None, None, None, "conv_in", "conv_out")
-    return nn.Conv(features, kernel, strides=tuple(stride or kernel), padding=padding,
-                   feature_group_count=in_features if depthwise else 1, dtype=dtype, name=name,
-                   kernel_init=nn.with_logical_partitioning(torch_conv_init, axes),
-                   bias_init=nn.with_logical_partitioning(torch_bias_init(fan_in), (axes[-1],)))
+    inits = dict(kernel_init=nn.with_logical_partitioning(torch_conv_init, axes),
+                 bias_init=nn.with_logical_partitioning(torch_bias_init(fan_in), (axes[-1],)))
+    if depthwise:
+        if features != in_features:
+            raise ValueError(f"{name}: a depth-wise conv keeps the channels ({in_features} -> {features})")
+        return DepthwiseConv(kernel, strides=tuple(stride or kernel), padding=padding, dtype=dtype, name=name,
+                             **inits)
+    return nn.Conv(features, kernel, strides=tuple(stride or kernel), padding=padding, dtype=dtype, name=name,
+                   **inits)
 
 
 def window_partition(x: jax.Array, size: Triple) -> jax.Array:

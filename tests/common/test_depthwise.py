@@ -1,0 +1,55 @@
+"""common.layers.depthwise equals XLA's grouped convolution (values and gradients) and nn.Conv's parameters."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from common.layers.depthwise import DepthwiseConv, depthwise_conv
+
+SPATIAL = "DHW"
+
+
+def grouped(x, w, strides, padding):
+    nd = x.ndim - 2
+    sp = SPATIAL[-nd:]
+    return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=(f"N{sp}C", f"{sp}IO", f"N{sp}C"),
+                                    feature_group_count=x.shape[-1])
+
+
+@pytest.mark.parametrize("shape, kernel, strides, padding", [
+    ((2, 5, 6, 7, 3), (3, 3, 3), (1, 1, 1), ((1, 1),) * 3),       # PEG: stride 1, same padding
+    ((1, 4, 15, 13, 2), (1, 7, 7), (1, 7, 7), "VALID"),           # pooling: stride = kernel, remainder dropped
+    ((2, 9, 11, 4), (3, 2), (2, 3), ((0, 2), (1, 0))),            # 2D, unequal strides and padding
+    ((3, 10, 5), (4,), (4,), ((1, 1),)),                          # 1D, stride = kernel after padding
+])
+def test_depthwise_conv_equals_grouped_conv_and_its_gradients(shape, kernel, strides, padding):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal(kernel + (1, shape[-1])), jnp.float32)
+    want = grouped(x, w, strides, padding)
+    got = depthwise_conv(x, w, strides, padding)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+    cot = jnp.asarray(rng.standard_normal(want.shape), jnp.float32)
+    g_want = jax.grad(lambda x, w: jnp.sum(grouped(x, w, strides, padding) * cot), argnums=(0, 1))(x, w)
+    g_got = jax.grad(lambda x, w: jnp.sum(depthwise_conv(x, w, strides, padding) * cot), argnums=(0, 1))(x, w)
+    for a, b in zip(g_got, g_want):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_module_has_nn_conv_parameters_and_output():
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((2, 4, 8, 8, 6)), jnp.float32)
+    ours = DepthwiseConv((3, 3, 3), padding=((1, 1),) * 3, bias_init=nn.initializers.normal(1.0))
+    conv = nn.Conv(6, (3, 3, 3), padding=((1, 1),) * 3, feature_group_count=6, bias_init=nn.initializers.normal(1.0))
+    p_ours, p_conv = ours.init(jax.random.PRNGKey(0), x), conv.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.map(jnp.shape, p_ours) == jax.tree.map(jnp.shape, p_conv)
+    for a, b in zip(jax.tree.leaves(p_ours), jax.tree.leaves(p_conv)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(ours.apply(p_ours, x), conv.apply(p_conv, x), atol=1e-5)
+
+
+def test_bad_kernel_is_named():
+    with pytest.raises(ValueError, match="do not fit"):
+        depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 1, 2)), (1, 1))
