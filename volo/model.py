@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common.layers import DropPath, Mlp, dense, dot_product_attention
+from common.layers import DropPath, Mlp, dense, dot_product_attention, gradient_barrier
 from common.layers.basic import auto_token_chunk, torch_bias_init, torch_conv_init, trunc_normal
 from common.layers.features import Taps
 
@@ -174,7 +174,7 @@ class Transformer(nn.Module):
             _ln("norm1", self.dtype)(t)), deterministic=not train)
         t = t + DropPath(self.drop_path)(Mlp(int(c * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk,
                                              name="mlp")(_ln("norm2", self.dtype)(t)), deterministic=not train)
-        return t.reshape(b, H, W, c)
+        return gradient_barrier(t.reshape(b, H, W, c))
 
 
 class ClassBlock(nn.Module):
@@ -190,7 +190,7 @@ class ClassBlock(nn.Module):
         cls = x[:, :1] + ClassAttention(self.num_heads, self.dtype, name="attn")(_ln("norm1", self.dtype)(x))
         cls = cls + Mlp(int(c * self.mlp_ratio), dtype=self.dtype, token_chunk=self.token_chunk, name="mlp")(
             _ln("norm2", self.dtype)(cls))
-        return jnp.concatenate([cls, x[:, 1:]], axis=1)
+        return gradient_barrier(jnp.concatenate([cls, x[:, 1:]], axis=1))
 
 
 class PatchEmbed(nn.Module):

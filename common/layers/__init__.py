@@ -6,6 +6,7 @@ from common.layers.basic import (
     Mlp,
     dense,
     dot_product_attention,
+    gradient_barrier,
     drop_path_rates,
     torch_conv_init,
     torch_linear_init,

@@ -1,4 +1,5 @@
-"""common.layers.depthwise equals XLA's grouped convolution (values and gradients) and nn.Conv's parameters."""
+"""Layers written for what XLA:CPU compiles well: the depth-wise conv equals XLA's grouped conv
+(values, gradients, nn.Conv's parameters); the gradient barrier keeps values and survives optimisation."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -53,3 +54,16 @@ def test_module_has_nn_conv_parameters_and_output():
 def test_bad_kernel_is_named():
     with pytest.raises(ValueError, match="do not fit"):
         depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 1, 2)), (1, 1))
+
+
+def test_gradient_barrier_keeps_values_and_survives_xla_cpu():
+    from common.layers import gradient_barrier
+    x = jnp.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    f = lambda x: jnp.sum(jnp.sin(gradient_barrier(x * 2.0)) ** 2)
+    g = lambda x: jnp.sum(jnp.sin(x * 2.0) ** 2)
+    np.testing.assert_array_equal(gradient_barrier(x), x)
+    np.testing.assert_allclose(jax.grad(f)(x), jax.grad(g)(x), rtol=1e-6)
+    nan = jax.grad(lambda x: jnp.sum(gradient_barrier(x) * jnp.nan))(x)     # the other branch: same values
+    assert np.isnan(np.asarray(nan)).all()
+    # the cotangent stays materialised: the conditional is still in the optimised program
+    assert "conditional(" in jax.jit(jax.grad(f)).lower(x).compile().as_text()
