@@ -4,14 +4,12 @@ convolution against `common.layers.depthwise.depthwise_conv`, forward and forwar
 
   python benchmarks/depthwise_micro.py
 """
-import statistics
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from common import bench
 from common.layers.depthwise import depthwise_conv
 
 # (input, kernel, stride, padding): PEG of stages 0-1, GP-MSA's coarse and fine pooling convs.
@@ -26,16 +24,6 @@ def grouped(x, w, stride, padding):
                                     feature_group_count=x.shape[-1])
 
 
-def median_ms(fn, *args, steps: int = 5) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
-
-
 def main():
     rng = np.random.default_rng(0)
     print("| input | kernel / stride | grouped fwd | ours fwd | grouped fwd+bwd | ours fwd+bwd | max abs diff |")
@@ -47,7 +35,7 @@ def main():
         for f in (grouped, depthwise_conv):
             fwd = jax.jit(lambda x, w, f=f: f(x, w, stride, padding))
             grad = jax.jit(jax.grad(lambda x, w, f=f: jnp.sum(f(x, w, stride, padding) ** 2), argnums=(0, 1)))
-            row.append((median_ms(fwd, x, w), median_ms(grad, x, w), fwd(x, w)))
+            row.append((bench.median_ms(fwd, x, w), bench.median_ms(grad, x, w), fwd(x, w)))
         diff = float(jnp.max(jnp.abs(row[0][2] - row[1][2])))
         print(f"| {shape} | {kernel} / {stride} | {row[0][0]:.1f} ms | {row[1][0]:.1f} ms | {row[0][1]:.1f} ms "
               f"| {row[1][1]:.1f} ms | {diff:.1e} |", flush=True)

@@ -4,29 +4,17 @@ PoolFormer-S12's stage shapes, batch 16: flax's avg_pool (XLA reduce-window) aga
 
   python benchmarks/pooling_micro.py
 """
-import statistics
-import time
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import bench
 from metaformer.model import pool_minus_identity
 
 
 def reduce_window(x):
     return nn.avg_pool(x, (3, 3), strides=(1, 1), padding=((1, 1), (1, 1)), count_include_pad=False) - x
-
-
-def median_ms(fn, x, steps: int = 7) -> float:
-    jax.block_until_ready(fn(x))
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(x))
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def main():
@@ -39,7 +27,7 @@ def main():
         row, outs = [], []
         for f in (reduce_window, ours):
             grad = jax.grad(lambda x, f=f: jnp.sum(jnp.sin(f(x))))
-            row += [median_ms(jax.jit(f), x), median_ms(jax.jit(grad), x)]
+            row += [bench.median_ms(jax.jit(f), x, steps=7), bench.median_ms(jax.jit(grad), x, steps=7)]
             outs.append((f(x), grad(x)))
         diffs = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(*outs)]
         print(f"| {shape} | {row[0]:.1f} ms | {row[2]:.1f} ms | {row[1]:.1f} ms | {row[3]:.1f} ms "

@@ -30,10 +30,16 @@ from ml_collections import config_flags
 from common import cli
 
 
-def _median_time(fn, steps: int, warmup: int = 2) -> float:
+def median_time(fn, steps: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     return statistics.median(_times(fn, steps))
+
+
+def median_ms(fn, *args, steps: int = 5) -> float:
+    """Milliseconds, median over `steps` calls of fn(*args) blocked on its result, after the
+    warm-up calls (the first compiles): the micro-benchmarks' timer."""
+    return 1e3 * median_time(lambda: jax.block_until_ready(fn(*args)), steps)
 
 
 def _times(fn, steps: int) -> list[float]:
@@ -50,7 +56,7 @@ def matmul_peak(dtype=jnp.float32, n: int = 2048, steps: int = 10) -> float:
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
-    t = _median_time(lambda: f(a).block_until_ready(), steps)
+    t = median_time(lambda: f(a).block_until_ready(), steps)
     return 2.0 * n ** 3 / t
 
 

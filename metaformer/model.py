@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common.layers import DropPath, Mlp, dense, dot_product_attention, drop_path_rates, trunc_normal
+from common.layers import DropPath, Mlp, dense, dot_product_attention, drop_path_rates
 from common.layers.basic import auto_token_chunk, torch_bias_init, torch_conv_init
 from common.layers.features import Taps
 
