@@ -172,8 +172,9 @@ def gradient_barrier(x):
 
     XLA:CPU otherwise fuses the residual stream's gradient, an elementwise sum over every later
     block, into each consumer that needs it transposed for a weight gradient, recomputing the
-    whole chain once per consumer (VOLO-D1: 22% of its train step in such copies). A barrier at
-    each block's output keeps that sum in memory, computed once. Forward and values unchanged.
+    whole chain once per consumer (22% of a 16-block vision transformer's train step). A
+    barrier at each block's output keeps that sum in memory, computed once. Forward and
+    values unchanged.
     """
     return x
 

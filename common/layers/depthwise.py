@@ -2,12 +2,13 @@
 
 `lax.conv_general_dilated` with feature_group_count = C runs as a naive grouped loop on
 XLA:CPU: a 3x3x3 depth-wise conv over a [2, 8, 28, 28, 128] volume took 0.92 s forward and
-2.3 s forward + backward on this project's 2-core development machine, about 0.1 GFLOP/s,
-and it was 55% of DualFormer's train step. The same product as a sum of shifted slices times
-the per-channel weights is one fused elementwise loop: 4 ms forward, 89 ms forward +
-backward (`python benchmarks/depthwise_micro.py`). A kernel whose stride equals its size
-(non-overlapping windows, the pooling convs of GP-MSA) is a reshape and a contraction
-instead. Both give the grouped convolution's result up to float rounding (summation order).
+2.3 s forward + backward on this project's 2-core development machine, about 0.1 GFLOP/s;
+such convs were over half of a 3-D video transformer's train step. The same product as a
+sum of shifted slices times the per-channel weights is one fused elementwise loop: 4 ms
+forward, 89 ms forward + backward (`python benchmarks/depthwise_micro.py`). A kernel whose
+stride equals its size (non-overlapping windows, e.g. pooling convs) is a reshape and a
+contraction instead. Both give the grouped convolution's result up to float rounding
+(summation order).
 
 `DepthwiseConv` has nn.Conv's parameters (kernel [*k, 1, C], bias [C]) and init, so
 checkpoints and converters written for nn.Conv(feature_group_count=C) load unchanged.
