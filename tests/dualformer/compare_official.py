@@ -1,6 +1,6 @@
 """Run the official DualFormer backbone beside ours at full size with the same random weights.
 
-    python tests/dualformer/compare_official.py --official /path/to/sail-sg/dualformer \
+    python -m tests.dualformer.compare_official --official /path/to/sail-sg/dualformer \
         --variant dualformer_tiny --frames 32
 
 Prints the max abs difference of the backbone features (eval mode, randomised BatchNorm
