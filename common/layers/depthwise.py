@@ -8,7 +8,9 @@ sum of shifted slices times the per-channel weights is one fused elementwise loo
 forward, 89 ms forward + backward (`python benchmarks/depthwise_micro.py`). A kernel whose
 stride equals its size (non-overlapping windows, e.g. pooling convs) is a reshape and a
 contraction instead. Both give the grouped convolution's result up to float rounding
-(summation order).
+(summation order). Only on CPU by default (`method="auto"`): elsewhere the grouped
+convolution is kept, since GPUs have tuned depth-wise kernels and the slices were measured on
+CPU only.
 
 `DepthwiseConv` has nn.Conv's parameters (kernel [*k, 1, C], bias [C]) and init, so
 checkpoints and converters written for nn.Conv(feature_group_count=C) load unchanged.
@@ -24,13 +26,27 @@ from jax import lax
 Padding = str | Sequence[tuple[int, int]]
 
 
-def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Padding = "VALID") -> jax.Array:
-    """x [B, *spatial, C] with kernel [*k, 1, C] -> [B, *out, C], as a grouped conv with groups = C."""
+def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Padding = "VALID",
+                   method: str = "auto") -> jax.Array:
+    """x [B, *spatial, C] with kernel [*k, 1, C] -> [B, *out, C], as a grouped conv with groups = C.
+
+    method: "slices" (this module's formulation), "grouped" (lax's grouped convolution) or
+    "auto": slices on CPU, grouped elsewhere (GPUs have tuned depth-wise kernels; the slices
+    were measured on CPU only).
+    """
     nd = x.ndim - 2
     size = tuple(int(k) for k in kernel.shape[:nd])
     strides = tuple(int(s) for s in strides)
     if len(strides) != nd or kernel.shape[nd] != 1 or kernel.shape[-1] != x.shape[-1]:
         raise ValueError(f"depth-wise kernel {kernel.shape} / strides {strides} do not fit input {x.shape}")
+    if method not in ("auto", "slices", "grouped"):
+        raise ValueError(f"depthwise_conv method {method!r}: use 'auto', 'slices' or 'grouped'")
+    if method == "grouped" or (method == "auto" and jax.default_backend() != "cpu"):
+        if nd > 3:
+            raise ValueError(f"the grouped path takes 1-3 spatial dimensions, not {nd}")
+        spatial = "DHW"[-nd:]
+        return lax.conv_general_dilated(x, kernel, strides, padding, feature_group_count=x.shape[-1],
+                                        dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
     w = kernel.reshape(size + (x.shape[-1],))
     if padding != "VALID":
         x = jnp.pad(x, ((0, 0),) + tuple(tuple(p) for p in padding) + ((0, 0),))

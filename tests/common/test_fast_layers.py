@@ -30,9 +30,10 @@ def test_depthwise_conv_equals_grouped_conv_and_its_gradients(shape, kernel, str
     x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
     w = jnp.asarray(rng.standard_normal(kernel + (1, shape[-1])), jnp.float32)
     want = grouped(x, w, strides, padding)
-    got = depthwise_conv(x, w, strides, padding)
+    got = depthwise_conv(x, w, strides, padding)          # "auto": the slices on this CPU
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(depthwise_conv(x, w, strides, padding, method="grouped"), want)
     cot = jnp.asarray(rng.standard_normal(want.shape), jnp.float32)
     g_want = jax.grad(lambda x, w: jnp.sum(grouped(x, w, strides, padding) * cot), argnums=(0, 1))(x, w)
     g_got = jax.grad(lambda x, w: jnp.sum(depthwise_conv(x, w, strides, padding) * cot), argnums=(0, 1))(x, w)
@@ -51,9 +52,11 @@ def test_module_has_nn_conv_parameters_and_output():
     np.testing.assert_allclose(ours.apply(p_ours, x), conv.apply(p_conv, x), atol=1e-5)
 
 
-def test_bad_kernel_is_named():
+def test_bad_kernel_or_method_is_named():
     with pytest.raises(ValueError, match="do not fit"):
         depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 1, 2)), (1, 1))
+    with pytest.raises(ValueError, match="'slices' or 'grouped'"):
+        depthwise_conv(jnp.zeros((1, 4, 4, 3)), jnp.zeros((3, 3, 1, 3)), (1, 1), method="fast")
 
 
 def test_gradient_barrier_keeps_values_and_survives_xla_cpu():
