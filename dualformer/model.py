@@ -31,6 +31,9 @@ _BASE = dict(patch_size=(2, 4, 4), mlp_ratio=4.0, local_sizes=((8, 7, 7),) * 4,
              fine_pysizes=((8, 7, 7), (8, 7, 7), (8, 7, 7), (16, 7, 7)),
              coarse_pysizes=((4, 4, 4),) * 4)
 
+# The attention-window settings of a variant (configs may override them for shorter clips).
+WINDOW_KEYS = ("local_sizes", "fine_pysizes", "coarse_pysizes")
+
 # sail-sg/dualformer configs/_base_/models/dualformer/dualformer_{tiny,small,base}.py
 VARIANTS = {
     "dualformer_tiny": dict(_BASE, embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), depths=(2, 2, 10, 4)),

@@ -15,7 +15,7 @@ are needed.
 import os
 import types
 
-from dualformer.model import VARIANTS
+from dualformer.model import VARIANTS, WINDOW_KEYS
 
 _STUBS = {"from mmcv.runner import load_checkpoint": "load_checkpoint = None",
           "from mmaction.utils import get_root_logger": "get_root_logger = None",
@@ -63,9 +63,6 @@ def Recognizer(official, num_classes: int, logits_only: bool = False, **kw):
             return logits if logits_only else (f, logits)
 
     return _Rec()
-
-
-WINDOW_KEYS = ("local_sizes", "fine_pysizes", "coarse_pysizes")
 
 
 def build_official(name: str, checkout: str, num_classes: int = 400, input_shape=None, model_kwargs=None):

@@ -78,18 +78,16 @@ class ConvEmbed(nn.Module):
 
 
 def _box_sum(x, k: int):
-    """Sum over the k x k window around each pixel of [B, H, W, C] (zero padding), as shifted slices."""
+    """Sum over the k x k window around each pixel of [B, H, W, C] (zero padding), as shifted
+    slices; NumPy in, NumPy out (the constant counts below), else JAX."""
     h, w, p = x.shape[1], x.shape[2], k // 2
-    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    xp = (np if isinstance(x, np.ndarray) else jnp).pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     return sum(xp[:, i:i + h, j:j + w] for i in range(k) for j in range(k))
 
 
 def _inverse_counts(h: int, w: int, k: int) -> np.ndarray:
     """[1, H, W, 1]: 1 / the number of in-image pixels of each k x k window (count_include_pad=False)."""
-    p = k // 2
-    ones = np.pad(np.ones((h, w), np.float32), p)
-    counts = sum(ones[i:i + h, j:j + w] for i in range(k) for j in range(k))
-    return (1.0 / counts)[None, :, :, None]
+    return 1.0 / _box_sum(np.ones((1, h, w, 1), np.float32), k)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))

@@ -10,7 +10,7 @@ Every other DualFormer recipe imports `recipe` from here and states its own figu
   chance 12.5%; train loss 2.09 -> 1.09, the first ~150 steps sit at chance before motion is picked up).
 """
 from common.config import check_preset, classification_config, finalize
-from dualformer.model import VARIANTS
+from dualformer.model import VARIANTS, WINDOW_KEYS
 
 KINETICS_MEAN, KINETICS_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)  # RGB, 0..255
 SMALL_SETS_MEAN, SMALL_SETS_STD = (104.0, 117.0, 128.0), (1.0, 1.0, 1.0)          # Diving/HMDB/UCF configs
@@ -43,7 +43,7 @@ def recipe(name: str, arg: str | None = None):
     c.model.kwargs.head_dropout = 0.5                           # I3DHead dropout_ratio
     # The attention windows of the variant, here so that a shorter clip can shrink them (the
     # temporal windows must divide the clip's D = frames / 2), e.g. for a quick benchmark.
-    for key in ("local_sizes", "fine_pysizes", "coarse_pysizes"):
+    for key in WINDOW_KEYS:
         c.model.kwargs[key] = VARIANTS[variant][key]
     d = c.data
     d.name = dataset
