@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from common.layers import DropPath, Mlp, dense, dot_product_attention, gradient_barrier
+from common.layers.banded_conv import BandedConv
 from common.layers.basic import auto_token_chunk, torch_bias_init, torch_conv_init, trunc_normal
 from common.layers.features import Taps
 
@@ -44,10 +45,15 @@ def _ln(name, dtype):
 
 
 def _conv(features, kernel, stride, padding, name, dtype, use_bias=True, fan_in=None):
+    """nn.Conv; the stride-1 stem convs as common.layers.banded_conv's BandedConv (same
+    parameters), whose weight gradient XLA:CPU otherwise computes far below the matmul peak."""
+    inits = dict(kernel_init=nn.with_logical_partitioning(torch_conv_init, (None, None, "conv_in", "conv_out")),
+                 bias_init=nn.with_logical_partitioning(torch_bias_init(fan_in or 1), ("conv_out",)))
+    if stride == 1:
+        return BandedConv(features, (kernel, kernel), [(padding, padding)] * 2, use_bias=use_bias, dtype=dtype,
+                          name=name, **inits)
     return nn.Conv(features, (kernel, kernel), (stride, stride), padding=[(padding, padding)] * 2,
-                   use_bias=use_bias, dtype=dtype, name=name,
-                   kernel_init=nn.with_logical_partitioning(torch_conv_init, (None, None, "conv_in", "conv_out")),
-                   bias_init=nn.with_logical_partitioning(torch_bias_init(fan_in or 1), ("conv_out",)))
+                   use_bias=use_bias, dtype=dtype, name=name, **inits)
 
 
 def num_windows(size: int, kernel: int, padding: int, stride: int) -> int:

@@ -1,5 +1,6 @@
 """Layers written for what XLA:CPU compiles well: the depth-wise conv equals XLA's grouped conv
-(values, gradients, nn.Conv's parameters); the gradient barrier keeps values and survives optimisation."""
+(values, gradients, nn.Conv's parameters); the gradient barrier keeps values and survives
+optimisation; the banded conv has lax's conv values and gradients and nn.Conv's parameters."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
+from common.layers.banded_conv import BandedConv, band_height, conv2d
 from common.layers.depthwise import DepthwiseConv, depthwise_conv
 
 SPATIAL = "DHW"
@@ -70,3 +72,44 @@ def test_gradient_barrier_keeps_values_and_survives_xla_cpu():
     assert np.isnan(np.asarray(nan)).all()
     # the cotangent stays materialised: the conditional is still in the optimised program
     assert "conditional(" in jax.jit(jax.grad(f)).lower(x).compile().as_text()
+
+
+# ------------------------------------------------------------------ banded conv (weight gradient by bands)
+@pytest.mark.parametrize("shape, kernel, padding", [
+    ((2, 12, 10, 3), (3, 3), ((1, 1), (1, 1))),    # VOLO stem: 3x3 "same"
+    ((1, 13, 7, 2), (3, 3), ((1, 1), (1, 1))),     # prime height: one-row bands
+    ((2, 9, 8, 4), (2, 3), ((0, 1), (2, 0))),      # uneven kernel and padding
+    ((3, 6, 5, 2), (1, 1), ((0, 0), (0, 0))),      # 1x1
+])
+def test_banded_conv_equals_lax_conv_and_its_gradients(shape, kernel, padding):
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal(kernel + (shape[-1], 5)), jnp.float32)
+
+    def lax_conv(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    want = lax_conv(x, w)
+    np.testing.assert_array_equal(conv2d(x, w, padding), want)   # the forward is lax's conv
+    cot = jnp.asarray(rng.standard_normal(want.shape), jnp.float32)
+    g_want = jax.grad(lambda x, w: jnp.sum(lax_conv(x, w) * cot), argnums=(0, 1))(x, w)
+    g_got = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding, method="banded") * cot),
+                             argnums=(0, 1)))(x, w)
+    for a, b in zip(g_got, g_want):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_band_height_divides_and_bounds_the_rows():
+    assert band_height(112, 112) == 16                 # 16 * 112 = 1792 <= 2048
+    assert band_height(13, 7) == 13 and band_height(13, 300) == 1
+    assert band_height(56, 56, rows=100) == 1
+
+
+def test_banded_conv_module_has_nn_conv_parameters_and_output():
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 8, 8, 3)), jnp.float32)
+    ours = BandedConv(4, (3, 3), ((1, 1), (1, 1)))
+    ref = nn.Conv(4, (3, 3), padding=((1, 1), (1, 1)))
+    v = ours.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.map(jnp.shape, v) == jax.tree.map(jnp.shape, ref.init(jax.random.PRNGKey(0), x))
+    np.testing.assert_allclose(ours.apply(v, x), ref.apply(v, x), atol=1e-6)
+    with pytest.raises(ValueError, match="method"):
+        conv2d(x, v["params"]["kernel"], ((1, 1), (1, 1)), method="fast")
