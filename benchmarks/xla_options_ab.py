@@ -9,8 +9,6 @@ shared host, more than most flags change.
       --variants='{"default": {}, "ynn_off": {"xla_cpu_experimental_ynn_fusion_type": ""}}'
 """
 import json
-import statistics
-import time
 
 import jax
 from absl import app, flags
