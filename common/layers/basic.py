@@ -46,9 +46,10 @@ def as_rows(fn: Callable, x: jax.Array) -> jax.Array:
 
 
 class Dense(nn.Dense):
-    """nn.Dense (same fields and parameters) over the rows of its input: see `as_rows`.
+    """nn.Dense (same parameters and init fields) over the rows of its input: see `as_rows`.
     Written out instead of calling nn.Dense's __call__ on the rows, so that captured
-    intermediates hold one output of the input's shape per call."""
+    intermediates hold one output of the input's shape per call; nn.Dense's `dot_general`
+    injection fields are not used."""
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
