@@ -1,9 +1,11 @@
 """common.bench cannot flatter us: ours and the reference alternate in rounds, a moving
-matmul peak or other busy processes are warnings, --check_idle refuses a busy machine, and
-the GPU script runs end to end (here on the CPU with a tiny batch)."""
+matmul peak or other busy processes are warnings, --check_idle refuses a busy machine, the
+GPU script runs end to end (here on the CPU with a tiny batch), and the compiler-options A/B
+times each variant of one step."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -106,3 +108,19 @@ def test_collectives_reads_a_combined_tuple_all_reduce():
     out = bench.collectives(Compiled())
     assert out == {"all-reduce": {"ops": 1, "bytes": 4 * (64 * 64 + 64 + 8 * 3 + 6)},
                    "all-gather": {"ops": 1, "bytes": 64}}, out
+
+
+def test_compiler_options_ab_times_every_variant_of_one_step():
+    """benchmarks/xla_options_ab.py compiles one lowered step per option set and alternates them;
+    an option XLA does not know is an error, not a silently equal variant."""
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("XLA_FLAGS", None)
+    cmd = [sys.executable, "benchmarks/xla_options_ab.py", "--config=configs/metaformer/poolformer_s12.py:test",
+           "--batch", "2", "--rounds", "2", "--steps", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if "ms/step" in line]
+    assert [r[0] for r in rows] == ["default", "ynn_off"] and "x1.00" in rows[0]
+    bad = subprocess.run(cmd + ['--variants={"bad": {"xla_cpu_no_such_option": 1}}'], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "xla_cpu_no_such_option" in bad.stderr
