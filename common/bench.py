@@ -217,10 +217,13 @@ def jax_steps(config, batch: int):
     def one_infer():
         jax.block_until_ready(predict_c(holder["state"], gb))
     # XLA's cost analysis counts a loop body once: count FLOPs on programs without MLP chunking
-    # (compiled again only for a model that chunks).
+    # or banded conv gradients (compiled again only for a model that chunks; the one model with
+    # banded convs does).
     train_flat, predict_flat = train_c, predict_c
     if _chunks(config):
-        _, _, train_flat, predict_flat = _compiled_steps(config, batch, token_chunk=0)
+        from common.layers.banded_conv import unrolled_for_cost_analysis
+        with unrolled_for_cost_analysis():
+            _, _, train_flat, predict_flat = _compiled_steps(config, batch, token_chunk=0)
     facts = {"input_shape": list(np.shape(gb["image"])) if "image" in gb else None,
              "train_flops_per_step": _flops(train_flat), "infer_flops_per_step": _flops(predict_flat),
              "devices": jax.device_count(), "platform": jax.devices()[0].platform,

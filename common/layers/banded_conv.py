@@ -15,6 +15,7 @@ The result equals the convolution's up to float rounding (summation order).
 Only on CPU by default (`method="auto"`): elsewhere the convolution's own gradient is kept.
 `BandedConv` has nn.Conv's parameters (kernel [kh, kw, C_in, C_out], bias [C_out]).
 """
+import contextlib
 import functools
 from typing import Any, Callable, Sequence
 
@@ -80,13 +81,27 @@ def _bwd(padding, res, grad):
 banded_conv.defvjp(_fwd, _bwd)
 
 
+_COUNTING = [False]
+
+
+@contextlib.contextmanager
+def unrolled_for_cost_analysis():
+    """Within it, "auto" traces lax's conv: XLA's cost analysis counts a loop body once, so a
+    program traced here shows the weight gradient's every FLOP (common.bench counts FLOPs so)."""
+    _COUNTING[0] = True
+    try:
+        yield
+    finally:
+        _COUNTING[0] = False
+
+
 def conv2d(x, kernel, padding, method: str = "auto"):
     """Stride-1 conv: "banded" (this module's weight gradient), "xla" (lax's), or "auto"
     (banded on CPU, where it was measured; lax's elsewhere)."""
     if method not in ("auto", "banded", "xla"):
         raise ValueError(f"conv2d method must be 'auto', 'banded' or 'xla', got {method!r}")
     padding = tuple((int(lo), int(hi)) for lo, hi in padding)
-    if method == "xla" or (method == "auto" and jax.default_backend() != "cpu"):
+    if method == "xla" or (method == "auto" and (jax.default_backend() != "cpu" or _COUNTING[0])):
         return _conv(x, kernel, padding)
     return banded_conv(x, kernel, padding)
 

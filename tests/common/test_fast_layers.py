@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from common.layers.banded_conv import BandedConv, band_height, conv2d
+from common.layers.banded_conv import BandedConv, band_height, conv2d, unrolled_for_cost_analysis
 from common.layers.depthwise import DepthwiseConv, depthwise_conv
 
 SPATIAL = "DHW"
@@ -113,3 +113,18 @@ def test_banded_conv_module_has_nn_conv_parameters_and_output():
     np.testing.assert_allclose(ours.apply(v, x), ref.apply(v, x), atol=1e-6)
     with pytest.raises(ValueError, match="method"):
         conv2d(x, v["params"]["kernel"], ((1, 1), (1, 1)), method="fast")
+
+
+def test_cost_analysis_sees_every_flop_of_the_banded_gradient_only_when_unrolled():
+    x = jnp.ones((2, 16, 8, 4))
+    w = jnp.ones((3, 3, 4, 4))
+
+    def flops():
+        g = jax.jit(jax.grad(lambda w: jnp.sum(conv2d(x, w, ((1, 1), (1, 1))))))
+        return g.lower(w).compile().cost_analysis()["flops"]
+    banded = flops()                                     # "auto" on this CPU: a scan over bands
+    with unrolled_for_cost_analysis():
+        unrolled = flops()
+    expected = jax.jit(jax.grad(lambda w: jnp.sum(lax.conv_general_dilated(
+        x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"))))).lower(w).compile()
+    assert unrolled == expected.cost_analysis()["flops"] and banded < unrolled
