@@ -14,8 +14,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from common import bench, sharding
-from common.runner import Run
+from common import bench
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "the run's config file")
 _BATCH = flags.DEFINE_integer("batch", 16, "global batch")
@@ -27,11 +26,8 @@ _VARIANTS = flags.DEFINE_string(
 
 
 def main(_):
-    run = Run(bench._prepared(_CONFIG.value, _BATCH.value, None))
-    state = run.init_state()
-    batch = sharding.global_batch(run.task.synthetic_batch(_BATCH.value), run.mesh)
-    rng = jax.random.PRNGKey(0)
-    lowered = run.jit_train_step().lower(state, batch, rng)
+    _, state, batch, lowered = bench.lowered_train_step(_CONFIG.value, _BATCH.value)
+    rng = jax.random.PRNGKey(0)  # the key the step was lowered with
     steps = {}
     for name, options in json.loads(_VARIANTS.value).items():
         compiled = lowered.compile(compiler_options=options)

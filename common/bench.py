@@ -193,15 +193,20 @@ def _prepared(config, batch: int, token_chunk: int | None = None):
 
 def _compiled_steps(config, batch: int, token_chunk: int | None = None):
     """(state, global batch, compiled train step, compiled predict step) of a fresh run."""
+    run, state, gb, lowered = lowered_train_step(config, batch, token_chunk)
+    predict = jax.jit(run.task.predict_step).lower(state, gb).compile()
+    return state, gb, lowered.compile(), predict
+
+
+def lowered_train_step(config, batch: int, token_chunk: int | None = None):
+    """(run, fresh state, global synthetic batch, the train step lowered for them, not yet
+    compiled: one lowering can be compiled with several XLA options)."""
     from common import sharding
     from common.runner import Run
     run = Run(_prepared(config, batch, token_chunk))
     state = run.init_state()
     gb = sharding.global_batch(run.task.synthetic_batch(batch), run.mesh)
-    rng = jax.random.PRNGKey(0)
-    train = run.jit_train_step().lower(state, gb, rng).compile()
-    predict = jax.jit(run.task.predict_step).lower(state, gb).compile()
-    return state, gb, train, predict
+    return run, state, gb, run.jit_train_step().lower(state, gb, jax.random.PRNGKey(0))
 
 
 def jax_steps(config, batch: int):
